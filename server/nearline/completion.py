@@ -1,0 +1,362 @@
+"""The completion path for one keystroke: typing-through, cache, prompt window, engine,
+post-processing. Model work runs on the scheduler's thread, never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from nearline.cache import CompletionCache, cache_key
+from nearline.config import Settings
+from nearline.context import CompletionContext, build_context, prompt_prefix, trailing_whitespace
+from nearline.documents import DocumentView, check_content, to_code_points
+from nearline.engines.base import CompletionEngine, Generation, StopReason
+from nearline.engines.local import LocalEngine
+from nearline.errors import ModelError, NearlineError
+from nearline.paths import cache_dir
+from nearline.postprocess import limit_scope, make_pipeline, postprocess
+from nearline.scheduler import Job, Priority, Scheduler
+from nearline.typethrough import ShownSuggestions
+
+log = logging.getLogger(__name__)
+
+RECENT = 512
+"""Request records kept for ``nearline/stats`` (the latency benchmark reads them)."""
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    text: str
+    source: str
+    """"model", "typing-through", "cache", "superseded" or "none"."""
+    model_id: str
+    latency_ms: float
+    line: int
+    character: int
+    """Cursor position in code points."""
+    generation: Generation | None = None
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    model_calls: int = 0
+    typed_through: int = 0
+    cache_hits: int = 0
+    superseded: int = 0
+    cancelled: int = 0
+    budget_hits: int = 0
+    warmups: int = 0
+    errors: int = 0
+    recent: collections.deque[dict[str, Any]] = field(
+        default_factory=lambda: collections.deque(maxlen=RECENT)
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "recent"}
+        data["recent"] = list(self.recent)
+        return data
+
+
+def _line_mode_stop(ctx: CompletionContext, max_lines: int) -> Callable[[str], int | None]:
+    def stop(text: str) -> int | None:
+        cut = limit_scope(text, ctx, max_lines)
+        return len(cut) if len(cut) < len(text) else None
+
+    return stop
+
+
+class CompletionService:
+    """Serves completions for documents; owns the engine, its thread, the cache and the state
+    kept per document (window anchor, shown suggestion)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: CompletionEngine,
+        cache: CompletionCache,
+        *,
+        load: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.cache = cache
+        self.stats = Stats()
+        self.scheduler = Scheduler()
+        self.shown = ShownSuggestions()
+        self._anchors: dict[str, int] = {}
+        self.on_extended: Callable[[str, CompletionContext], None] | None = None
+        """Called (on the engine thread) when a budget-cut suggestion has been finished."""
+        self._pipeline = make_pipeline(settings.completion.max_block_lines)
+        self._load_future: Future[Any] = self.scheduler.submit(
+            Job(
+                run=lambda _cancel: load() if load else None, key="__load__", priority=Priority.LOAD
+            )
+        )
+
+    # -- model -----------------------------------------------------------------------------
+    @property
+    def load_future(self) -> Future[Any]:
+        return self._load_future
+
+    def load_error(self) -> ModelError | None:
+        fut = self._load_future
+        if not fut.done():
+            return None
+        exc = fut.exception()
+        return exc if isinstance(exc, ModelError) else None
+
+    async def wait_loaded(self) -> None:
+        """Raise the load's ``ModelError`` if loading failed."""
+        await asyncio.wrap_future(self._load_future)
+
+    # -- documents ---------------------------------------------------------------------------
+    def context_for(
+        self, view: DocumentView, line: int, character: int, encoding: str = "utf-16"
+    ) -> CompletionContext:
+        line, column = to_code_points(view, line, character, encoding)
+        opts = self.settings.completion
+        ctx = build_context(
+            view.lines,
+            line,
+            column,
+            previous_anchor=self._anchors.get(view.uri),
+            max_prefix_chars=opts.max_prefix_chars,
+            max_suffix_chars=opts.max_suffix_chars,
+        )
+        self._anchors[view.uri] = ctx.anchor
+        return ctx
+
+    def check(self, uri: str, text: str) -> None:
+        check_content(uri, text, self.settings.completion.max_document_bytes)
+
+    def forget(self, uri: str) -> None:
+        self._anchors.pop(uri, None)
+        self.shown.forget(uri)
+
+    def _prompt(self, ctx: CompletionContext) -> str:
+        return self.engine.template.render(prompt_prefix(ctx), ctx.suffix)
+
+    def _key(self, ctx: CompletionContext, prompt: str) -> str:
+        return cache_key(
+            self.engine.model_id,
+            self.engine.template.id,
+            ctx.mode.value,
+            prompt,
+            trailing_whitespace(ctx.line_prefix),
+            ctx.suffix,
+        )
+
+    # -- completion --------------------------------------------------------------------------
+    async def complete(
+        self,
+        view: DocumentView,
+        line: int,
+        character: int,
+        encoding: str = "utf-16",
+        request_id: Any = None,
+    ) -> CompletionResult:
+        t0 = time.perf_counter()
+        self.stats.requests += 1
+        ctx = self.context_for(view, line, character, encoding)
+        remainder = self.shown.remainder(view.uri, ctx)
+        if remainder is not None:
+            self.stats.typed_through += 1
+            return self._result(remainder, "typing-through", ctx, t0, request_id=request_id)
+
+        await self.wait_loaded()
+        prompt = self._prompt(ctx)
+        key = self._key(ctx, prompt)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            self.shown.remember(view.uri, ctx, cached)
+            return self._result(cached, "cache", ctx, t0, request_id=request_id)
+
+        job = Job(
+            run=partial(self._generate, ctx, prompt, self.settings.completion.time_budget_ms),
+            key=view.uri,
+        )
+        generation = await self._run(job)
+        if generation is None or generation.stop_reason is StopReason.CANCELLED:
+            self.stats.superseded += 1
+            return self._result("", "superseded", ctx, t0, request_id=request_id)
+
+        self.stats.model_calls += 1
+        text = postprocess(generation.text, ctx, self._pipeline)
+        if generation.stop_reason is StopReason.BUDGET:
+            self.stats.budget_hits += 1
+            self._carry_on(view.uri, ctx, prompt, key, generation)
+        else:
+            self.cache.put(key, text)
+        self.shown.remember(view.uri, ctx, text)
+        return self._result(text, "model", ctx, t0, generation, request_id=request_id)
+
+    def _max_tokens(self, ctx: CompletionContext) -> int:
+        opts = self.settings.completion
+        return opts.max_block_tokens if ctx.mode.value == "block" else opts.max_line_tokens
+
+    def _generate(
+        self,
+        ctx: CompletionContext,
+        prompt: str,
+        budget_ms: float | None,
+        cancel: threading.Event,
+        prior: Sequence[int] = (),
+    ) -> Generation:
+        """On the engine thread. The time budget counts from here: after the model load and
+        after the (at most one step) wait for a superseded job to stop."""
+        deadline = None if budget_ms is None else time.perf_counter() + budget_ms / 1000
+        tokens = self.engine.tokenize(prompt)
+        return self.engine.generate(
+            [*tokens, *prior],
+            max_tokens=self._max_tokens(ctx) - len(prior),
+            stop=_line_mode_stop(ctx, self.settings.completion.max_block_lines),
+            deadline=deadline,
+            cancel=cancel,
+            forced_prefix="" if prior else trailing_whitespace(ctx.line_prefix),
+        )
+
+    async def _run(self, job: Job) -> Any:
+        """Run ``job`` on the engine thread; None if it was superseded before it ran. Cancelling
+        the awaiting task (``$/cancelRequest``) sets the job's cancel flag."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+
+        def transfer(fut: Future[Any]) -> None:
+            def settle() -> None:
+                if waiter.done():
+                    return
+                if fut.cancelled():
+                    waiter.set_result(None)
+                elif (exc := fut.exception()) is not None:
+                    waiter.set_exception(exc)
+                else:
+                    waiter.set_result(fut.result())
+
+            loop.call_soon_threadsafe(settle)
+
+        self.scheduler.submit(job).add_done_callback(transfer)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            job.cancel()
+            self.stats.cancelled += 1
+            raise
+
+    def _carry_on(
+        self, uri: str, ctx: CompletionContext, prompt: str, key: str, first: Generation
+    ) -> None:
+        """Generation ran out of time: finish it in the background, for typing-through and
+        the cache."""
+        if self._max_tokens(ctx) - len(first.tokens) <= 0:
+            return
+
+        def run(cancel: threading.Event) -> None:
+            rest = self._generate(ctx, prompt, None, cancel, prior=first.tokens)
+            if rest.stop_reason is StopReason.CANCELLED:
+                return
+            text = postprocess(first.text + rest.text, ctx, self._pipeline)
+            self.cache.put(key, text)
+            self.shown.extend(uri, ctx, text)
+            if self.on_extended is not None:
+                self.on_extended(uri, ctx)
+
+        self.scheduler.submit(Job(run=run, key=uri, priority=Priority.BACKGROUND))
+
+    def warm(self, view: DocumentView, line: int, character: int, encoding: str = "utf-16") -> None:
+        """Evaluate the prompt window around a position in the background."""
+        if not self.settings.completion.warmup:
+            return
+        ctx = self.context_for(view, line, character, encoding)
+
+        def run(cancel: threading.Event) -> None:
+            self.engine.prefill(self.engine.tokenize(self._prompt(ctx)), cancel)
+            self.stats.warmups += 1
+
+        self.scheduler.submit(Job(run=run, key=view.uri, priority=Priority.BACKGROUND))
+
+    def _result(
+        self,
+        text: str,
+        source: str,
+        ctx: CompletionContext,
+        t0: float,
+        generation: Generation | None = None,
+        *,
+        request_id: Any = None,
+    ) -> CompletionResult:
+        latency = (time.perf_counter() - t0) * 1000
+        record: dict[str, Any] = {
+            "id": request_id,
+            "source": source,
+            "latency_ms": round(latency, 2),
+            "chars": len(text),
+        }
+        if generation is not None:
+            record.update(
+                eval_ms=round(generation.eval_ms, 2),
+                generate_ms=round(generation.generate_ms, 2),
+                reused_tokens=generation.reused_tokens,
+                evaluated_tokens=generation.evaluated_tokens,
+                generated_tokens=len(generation.tokens),
+                prompt_tokens=generation.prompt_tokens,
+                stop_reason=generation.stop_reason.value,
+            )
+        self.stats.recent.append(record)
+        return CompletionResult(
+            text,
+            source if text or source == "superseded" else "none",
+            self.engine.model_id,
+            latency,
+            ctx.line,
+            ctx.character,
+            generation,
+        )
+
+    def close(self) -> None:
+        self.scheduler.close()
+        self.cache.close()
+
+
+def build_service(settings: Settings) -> CompletionService:
+    """A service whose engine loads on its own thread as its first job."""
+    opts = settings.cache
+    disk_dir = (Path(opts.dir).expanduser() if opts.dir else cache_dir()) / "completions"
+    cache = CompletionCache(
+        disk_dir if opts.enable_disk else None,
+        memory_entries=opts.memory_entries,
+        disk_size_mb=opts.disk_size_mb,
+    )
+    try:
+        path = resolve_model_path(settings)
+    except NearlineError as exc:
+        error = exc
+
+        def fail() -> None:
+            raise error
+
+        engine = LocalEngine(Path("<missing>"), settings.model)
+        return CompletionService(settings, engine, cache, load=fail)
+    engine = LocalEngine(path, settings.model)
+    return CompletionService(settings, engine, cache, load=engine.load)
+
+
+def resolve_model_path(settings: Settings) -> Path:
+    """The GGUF to load: model.path, else a pulled catalog model, else the embedded default."""
+    from nearline import catalog
+
+    if settings.model.path:
+        return Path(settings.model.path).expanduser()
+    if settings.model.name:
+        return catalog.installed_path(settings.model.name)
+    return catalog.default_model_path()

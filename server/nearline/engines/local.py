@@ -1,0 +1,265 @@
+"""The embedded engine: llama-cpp-python running a GGUF in this process.
+
+Prompt evaluation and generation are driven step by step here (``Llama.eval`` plus greedy
+argmax over the last logits) rather than through ``Llama.generate``, so that:
+- the longest common token prefix with what is already in the KV cache is kept;
+- the cancel flag and the time budget are checked between every prompt batch and every token;
+- an interrupted evaluation leaves the KV cache consistent (``eval`` commits batch by batch), so
+  the next request goes on from where this one stopped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nearline.config import ModelSettings
+from nearline.engines.base import Generation, StopReason, StopRule
+from nearline.errors import ModelError, ModelNotFoundError
+from nearline.templates import FimTemplate, detect_template, get_template
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+
+
+def default_threads() -> int:
+    """All cores this process may use: a 2-core laptop needs both for the small model."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def check_model_file(path: Path) -> None:
+    """Raise ``ModelError`` with a fix for a missing, unreadable or non-GGUF file."""
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"model file {path} does not exist; set model.path to a GGUF file, run "
+            "`nearline models pull NAME`, or `nearline doctor` to check the install"
+        )
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelError(f"model file {path} cannot be read: {exc}") from None
+    if magic != GGUF_MAGIC:
+        raise ModelError(
+            f"model file {path} is not a GGUF file (it starts with {magic!r}); "
+            "download it again or point model.path at a .gguf file"
+        )
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class LocalEngine:
+    def __init__(self, path: Path, settings: ModelSettings) -> None:
+        self.path = path
+        self.settings = settings
+        self.model_id = path.stem
+        self.template: FimTemplate = get_template("prefix-only")
+        self.metadata: dict[str, str] = {}
+        self.gpu_offload = False
+        self._llm: Any = None
+        self._stop_ids: frozenset[int] = frozenset()
+        self._space_pieces: list[tuple[int, bytes]] | None = None
+        self._allowed_cache: dict[bytes, Any] = {}
+
+    def load(self) -> None:
+        """Load the model; ``ModelError`` says what is wrong with the file."""
+        check_model_file(self.path)
+        import llama_cpp
+        from llama_cpp import Llama
+
+        threads = self.settings.n_threads or default_threads()
+        try:
+            self._llm = Llama(
+                model_path=str(self.path),
+                n_ctx=self.settings.n_ctx,
+                n_batch=self.settings.n_batch,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=self.settings.n_gpu_layers,
+                flash_attn=self.settings.flash_attn,
+                verbose=False,
+            )
+        except Exception as exc:  # llama-cpp-python raises ValueError for a corrupt file
+            raise ModelError(
+                f"model file {self.path} could not be loaded ({exc}); it may be corrupt or "
+                "made for a newer llama.cpp: download it again, or choose another model"
+            ) from None
+        self.metadata = dict(self._llm.metadata)
+        self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and (
+            self.settings.n_gpu_layers != 0
+        )
+        names = [
+            self.metadata.get("general.name", ""),
+            self.metadata.get("general.basename", ""),
+            self.path.name,
+        ]
+        if self.settings.template == "auto":
+            self.template = detect_template(names, self._is_single_token)
+        else:
+            self.template = get_template(self.settings.template)
+        self._stop_ids = frozenset(
+            ids[0] for s in self.template.stop if len(ids := self._special_ids(s)) == 1
+        )
+        threading.Thread(
+            target=self._index_space_pieces, name="nearline-vocab", daemon=True
+        ).start()
+        log.info(
+            "loaded %s (template %s, %d threads, gpu layers %d)",
+            self.path,
+            self.template.id,
+            threads,
+            self.settings.n_gpu_layers,
+        )
+
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    def _index_space_pieces(self) -> None:
+        """The tokens whose text starts with a space or tab, for ``forced_prefix``. A vocabulary
+        lookup, safe beside decoding; built once after load (about 0.3 s for 49k tokens)."""
+        import llama_cpp
+
+        vocab = self._llm._model.vocab
+        buf = ctypes.create_string_buffer(256)
+        found = []
+        for token in range(self._llm.n_vocab()):
+            n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
+            if n > 0 and buf.raw[0] in b" \t":
+                found.append((token, buf.raw[:n]))
+        self._space_pieces = found
+
+    def _allowed(self, needed: bytes) -> Any:
+        """Token ids whose text starts with ``needed`` or is a start of it; None until the index
+        is built."""
+        if self._space_pieces is None:
+            return None
+        allowed = self._allowed_cache.get(needed)
+        if allowed is None:
+            allowed = np.array(
+                [t for t, p in self._space_pieces if p.startswith(needed) or needed.startswith(p)],
+                dtype=np.intp,
+            )
+            if len(self._allowed_cache) > 64:
+                self._allowed_cache.clear()
+            self._allowed_cache[needed] = allowed
+        return allowed if len(allowed) else None
+
+    def _special_ids(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _is_single_token(self, text: str) -> bool:
+        return len(self._special_ids(text)) == 1
+
+    def tokenize(self, text: str) -> list[int]:
+        data = text.encode("utf-8", "replace")
+        return list(self._llm.tokenize(data, add_bos=True, special=True))
+
+    def _fit(self, tokens: Sequence[int], room: int) -> Sequence[int]:
+        limit = self._llm.n_ctx() - room
+        return tokens if len(tokens) <= limit else tokens[len(tokens) - limit :]
+
+    def _eval_prompt(self, tokens: Sequence[int], cancel: threading.Event) -> tuple[int, int, bool]:
+        """Bring the KV cache to ``tokens``, keeping the common prefix already there; returns
+        (reused, evaluated, finished). Stops between batches when ``cancel`` is set."""
+        llm = self._llm
+        reused = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        if reused == len(tokens):
+            reused -= 1  # evaluate the last token again to have its logits
+        if not llm._ctx.kv_cache_seq_rm(-1, reused, -1):
+            reused = 0
+        llm.n_tokens = reused
+        pending = list(tokens[reused:])
+        step = self.settings.n_batch
+        for i in range(0, len(pending), step):
+            if cancel.is_set():
+                return reused, i, False
+            llm.eval(pending[i : i + step])
+        return reused, len(pending), True
+
+    def prefill(self, tokens: Sequence[int], cancel: threading.Event) -> int:
+        _, evaluated, _ = self._eval_prompt(self._fit(tokens, 64), cancel)
+        return evaluated
+
+    def generate(
+        self,
+        tokens: Sequence[int],
+        *,
+        max_tokens: int,
+        stop: StopRule,
+        deadline: float | None,
+        cancel: threading.Event,
+        forced_prefix: str = "",
+    ) -> Generation:
+        import llama_cpp
+
+        llm = self._llm
+        tokens = self._fit(tokens, max_tokens + 1)
+        t0 = time.perf_counter()
+        reused, evaluated, finished = self._eval_prompt(tokens, cancel)
+        t1 = time.perf_counter()
+        out: list[int] = []
+        text = ""
+        reason = StopReason.CANCELLED if not finished else StopReason.LENGTH
+        context = list(tokens[-8:])
+        n_vocab = llm.n_vocab()
+        needed = forced_prefix.encode("utf-8")
+        while finished and len(out) < max_tokens:
+            if cancel.is_set():
+                reason = StopReason.CANCELLED
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                reason = StopReason.BUDGET
+                break
+            logits = np.ctypeslib.as_array(
+                ctypes.cast(llm._ctx.get_logits_ith(-1), ctypes.POINTER(ctypes.c_float)),
+                shape=(n_vocab,),
+            )
+            allowed = self._allowed(needed) if needed else None
+            if allowed is not None:
+                token = int(allowed[np.argmax(logits[allowed])])
+                piece = llm._model.token_to_piece(token).rstrip(b"\0")
+                needed = b"" if piece.startswith(needed) else needed[len(piece) :]
+            else:
+                token = int(np.argmax(logits))
+                needed = b""
+            if token in self._stop_ids or llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+                reason = StopReason.STOP
+                break
+            out.append(token)
+            text = llm.detokenize(out, prev_tokens=context).decode("utf-8", "ignore")
+            cut = stop(text)
+            if cut is not None:
+                text = text[:cut]
+                reason = StopReason.STOP
+                break
+            llm.eval([token])
+        t2 = time.perf_counter()
+        return Generation(
+            text=text,
+            tokens=tuple(out),
+            stop_reason=reason,
+            prompt_tokens=len(tokens),
+            reused_tokens=reused,
+            evaluated_tokens=evaluated,
+            eval_ms=(t1 - t0) * 1000,
+            generate_ms=(t2 - t1) * 1000,
+        )

@@ -1,0 +1,72 @@
+"""The language server: registers LSP features and delegates each to the ``Session``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from nearline import __version__
+from nearline.session import Session
+
+STATS = "nearline/stats"
+"""Custom request: counters (model calls, typing-through, cache hits) and recent latencies."""
+
+
+class NearlineServer(LanguageServer):
+    session: Session
+
+
+def create_server(base_settings: Mapping[str, Any] | None = None) -> NearlineServer:
+    server = NearlineServer("nearline", __version__)
+    server.session = Session(server, base_settings)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: NearlineServer, params: types.InitializeParams) -> None:
+        ls.session.initialize(params)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: NearlineServer, params: types.InitializedParams) -> None:
+        ls.session.initialized()
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: NearlineServer, params: None) -> None:
+        ls.session.shutdown()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(
+        ls: NearlineServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        ls.session.did_change_configuration(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: NearlineServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.session.did_open(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: NearlineServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.session.did_change(params)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: NearlineServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.session.did_close(params)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: NearlineServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        return await ls.session.inline_completion(params)
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
+    async def completion(
+        ls: NearlineServer, params: types.CompletionParams
+    ) -> types.CompletionList:
+        return await ls.session.completion(params)
+
+    @server.feature(STATS)
+    def stats(ls: NearlineServer, params: Any) -> dict[str, Any]:
+        return ls.session.stats()
+
+    return server

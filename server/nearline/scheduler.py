@@ -1,0 +1,113 @@
+"""One worker thread runs engine jobs one at a time, newest work first.
+
+- A foreground job for a document supersedes that document's earlier foreground jobs: queued
+  ones are dropped unrun, a running one sees its cancel flag within one engine step.
+- Background jobs (warm-up, carrying a suggestion on) run only when no foreground job waits,
+  and any foreground job cancels them.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Priority(enum.IntEnum):
+    LOAD = -1
+    FOREGROUND = 0
+    BACKGROUND = 1
+
+
+@dataclass(eq=False)
+class Job:
+    run: Callable[[threading.Event], Any]
+    """Called on the worker thread with the job's cancel flag; its result resolves ``future``."""
+    key: str = ""
+    priority: Priority = Priority.FOREGROUND
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    future: Future[Any] = field(default_factory=Future)
+    seq: int = 0
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        self.future.cancel()  # no-op once running; the flag stops it
+
+
+class Scheduler:
+    def __init__(self, name: str = "nearline-engine") -> None:
+        self._pending: list[Job] = []
+        self._running: Job | None = None
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        self._closed = False
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> Future[Any]:
+        with self._cv:
+            if self._closed:
+                job.future.cancel()
+                return job.future
+            job.seq = next(self._seq)
+            if job.priority is Priority.FOREGROUND:
+                for other in [*self._pending, self._running]:
+                    if other is None:
+                        continue
+                    if other.priority is Priority.BACKGROUND or (
+                        other.priority is Priority.FOREGROUND and other.key == job.key
+                    ):
+                        other.cancel()
+            self._pending.append(job)
+            self._cv.notify()
+        return job.future
+
+    def _next(self) -> Job | None:
+        with self._cv:
+            while True:
+                live = [j for j in self._pending if not j.cancel_event.is_set()]
+                self.dropped += len(self._pending) - len(live)
+                for job in self._pending:
+                    if job.cancel_event.is_set():
+                        job.future.cancel()
+                self._pending = live
+                if self._closed:
+                    return None
+                if live:
+                    job = min(live, key=lambda j: (j.priority, -j.seq))
+                    self._pending.remove(job)
+                    self._running = job
+                    return job
+                self._cv.wait()
+
+    def _loop(self) -> None:
+        while (job := self._next()) is not None:
+            if job.future.set_running_or_notify_cancel():
+                try:
+                    job.future.set_result(job.run(job.cancel_event))
+                except BaseException as exc:  # the job's own error goes to its caller
+                    job.future.set_exception(exc)
+            with self._cv:
+                self._running = None
+
+    def idle(self) -> bool:
+        with self._cv:
+            return self._running is None and not self._pending
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            for job in self._pending:
+                job.cancel()
+            if self._running is not None:
+                self._running.cancel()
+            self._cv.notify()
+        self._thread.join(timeout=5)

@@ -1,0 +1,333 @@
+"""What one editor connection holds: settings, the completion service, messages already shown.
+Turns LSP parameters into service calls and results into LSP types; ``lsp`` only registers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+
+from nearline.completion import CompletionResult, CompletionService, build_service
+from nearline.config import merge, parse_settings
+from nearline.documents import DocumentView, split_lines, to_client_units
+from nearline.errors import (
+    ConfigError,
+    DocumentError,
+    ModelError,
+    NearlineError,
+    UnknownDocumentError,
+    UnsupportedDocumentError,
+)
+
+log = logging.getLogger(__name__)
+
+COMPLETION_READY = "nearline/completionReady"
+"""Notification: a suggestion cut by the time budget is now whole; a client that asks again at
+this position gets it from the cache at once. Clients that don't know it ignore it."""
+
+WARMUP_IDLE_S = 0.3
+"""After an edit with no completion request for this long, warm the window at the edit."""
+
+
+class Session:
+    def __init__(self, server: LanguageServer, base: Mapping[str, Any] | None = None) -> None:
+        self.server = server
+        self.base = dict(base or {})
+        self.settings = parse_settings(self.base)
+        self.service: CompletionService | None = None
+        self._shown_messages: set[str] = set()
+        self._views: dict[str, DocumentView] = {}
+        self._idle: dict[str, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def initialize(self, params: types.InitializeParams) -> None:
+        options = params.initialization_options
+        if isinstance(options, Mapping) and isinstance(options.get("nearline"), Mapping):
+            options = options["nearline"]
+        self._apply_settings(options, "initializationOptions")
+
+    def initialized(self) -> None:
+        """Start loading the model now, so the first keystroke does not pay for it."""
+        self._loop = asyncio.get_running_loop()
+        self._ensure_service()
+
+    def _apply_settings(self, options: Any, source: str) -> bool:
+        """Use ``options`` over the base settings; on error keep the last good settings."""
+        if options is None:
+            return False
+        if not isinstance(options, Mapping):
+            self.message(
+                f"nearline: {source} must be an object; keeping the current settings",
+                types.MessageType.Warning,
+                key=f"config:{source}",
+            )
+            return False
+        try:
+            new = parse_settings(merge(self.base, options), source)
+        except ConfigError as exc:
+            self.message(
+                f"nearline: {exc}; keeping the current settings",
+                types.MessageType.Error,
+                key=f"config:{exc}",
+            )
+            return False
+        changed = new != self.settings
+        self.settings = new
+        logging.getLogger("nearline").setLevel(new.log_level.upper())
+        return changed
+
+    def _ensure_service(self) -> CompletionService:
+        if self.service is None:
+            self.service = build_service(self.settings)
+            if self.service.cache.disk_error:
+                self.message(
+                    f"nearline: {self.service.cache.disk_error}",
+                    types.MessageType.Warning,
+                    key="cache",
+                )
+            self.service.load_future.add_done_callback(self._report_load)
+            self.service.on_extended = self._completion_ready
+        return self.service
+
+    def _completion_ready(self, uri: str, ctx: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        character = to_client_units(ctx.line_prefix, len(ctx.line_prefix), self._encoding())
+        params = {
+            "textDocument": {"uri": uri},
+            "position": {"line": ctx.line, "character": character},
+        }
+        loop.call_soon_threadsafe(self._notify, COMPLETION_READY, params)
+
+    def _notify(self, method: str, params: Any) -> None:
+        try:
+            self.server.protocol.notify(method, params)
+        except Exception:  # the connection is closing
+            log.debug("could not send %s", method, exc_info=True)
+
+    def _report_load(self, fut: Any) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None:
+            log.error("model load failed: %s", exc)
+            self.message(f"nearline: {exc}", types.MessageType.Error, key="model")
+
+    def did_change_configuration(self, params: types.DidChangeConfigurationParams) -> None:
+        options = params.settings
+        if isinstance(options, Mapping) and "nearline" in options:
+            options = options["nearline"]
+        old = self.settings
+        if not self._apply_settings(options, "workspace/didChangeConfiguration"):
+            return
+        service = self.service
+        if service is None:
+            return
+        if (old.model, old.cache) != (self.settings.model, self.settings.cache):
+            self.service = None
+            service.close()
+            self._ensure_service()
+        else:
+            service.settings = self.settings
+
+    def shutdown(self) -> None:
+        for handle in self._idle.values():
+            handle.cancel()
+        if self.service is not None:
+            self.service.close()
+            self.service = None
+
+    # -- messages ----------------------------------------------------------------------------
+    def message(self, text: str, kind: types.MessageType, *, key: str) -> None:
+        """``window/showMessage`` once per ``key`` for this connection."""
+        if key in self._shown_messages:
+            return
+        self._shown_messages.add(key)
+        log.warning("%s", text)
+        try:
+            self.server.window_show_message(types.ShowMessageParams(type=kind, message=text))
+        except Exception:  # no client attached (tests, shutdown)
+            log.debug("could not send showMessage", exc_info=True)
+
+    # -- documents ---------------------------------------------------------------------------
+    def _view(self, uri: str) -> DocumentView:
+        documents = self.server.workspace.text_documents
+        if uri not in documents:
+            raise UnknownDocumentError(
+                f"unknown document {uri}: send textDocument/didOpen before asking for completions"
+            )
+        doc = documents[uri]
+        view = self._views.get(uri)
+        if view is None or view.version != doc.version or doc.version is None:
+            source = doc.source
+            self._ensure_service().check(uri, source)
+            view = DocumentView(uri, doc.version, split_lines(source))
+            self._views[uri] = view
+        return view
+
+    def did_open(self, params: types.DidOpenTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        self._views.pop(uri, None)
+        self._guard(lambda: self._warm(uri, 0, 0, end=True))
+
+    def did_change(self, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        position = _change_end(params.content_changes)
+        if position is None or not self.settings.completion.warmup:
+            return
+        if (old := self._idle.pop(uri, None)) is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle[uri] = loop.call_later(
+            WARMUP_IDLE_S, lambda: self._guard(lambda: self._warm(uri, *position))
+        )
+
+    def did_close(self, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        self._views.pop(uri, None)
+        if (handle := self._idle.pop(uri, None)) is not None:
+            handle.cancel()
+        if self.service is not None:
+            self.service.forget(uri)
+
+    def _warm(self, uri: str, line: int, character: int, *, end: bool = False) -> None:
+        view = self._view(uri)
+        if end:  # on open: the end of the file, where people usually start typing
+            line = max(0, len(view.lines) - 1)
+            character = len(view.lines[line].rstrip("\r\n")) if view.lines else 0
+            character = to_client_units(
+                view.lines[line] if view.lines else "", character, self._encoding()
+            )
+        service = self._ensure_service()
+        if not service.load_future.done() or service.load_error() is None:
+            service.warm(view, line, character, self._encoding())
+
+    def _guard(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except UnsupportedDocumentError as exc:
+            self.message(f"nearline: {exc}", types.MessageType.Info, key=f"doc:{exc}")
+        except NearlineError as exc:
+            log.info("warm-up skipped: %s", exc)
+
+    def _request_id(self) -> Any:
+        return getattr(self.server.protocol, "msg_id", None)
+
+    def _encoding(self) -> str:
+        encoding = self.server.workspace.position_encoding
+        return str(getattr(encoding, "value", encoding) or "utf-16")
+
+    # -- completion --------------------------------------------------------------------------
+    async def _complete(self, uri: str, position: types.Position) -> CompletionResult | None:
+        if (handle := self._idle.pop(uri, None)) is not None:
+            handle.cancel()
+        if not self.settings.completion.enable:
+            return None
+        service = self._ensure_service()
+        try:
+            view = self._view(uri)
+            return await service.complete(
+                view,
+                position.line,
+                position.character,
+                self._encoding(),
+                request_id=self._request_id(),
+            )
+        except UnsupportedDocumentError as exc:
+            self.message(f"nearline: {exc}", types.MessageType.Info, key=f"doc:{exc}")
+            return None
+        except DocumentError as exc:
+            service.stats.errors += 1
+            raise JsonRpcInvalidParams(str(exc)) from None
+        except ModelError as exc:
+            self.message(f"nearline: {exc}", types.MessageType.Error, key="model")
+            return None
+
+    async def inline_completion(
+        self, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        result = await self._complete(params.text_document.uri, params.position)
+        if result is None or not result.text:
+            return types.InlineCompletionList(items=[])
+        return types.InlineCompletionList(
+            items=[
+                types.InlineCompletionItem(
+                    insert_text=result.text,
+                    range=types.Range(start=params.position, end=params.position),
+                )
+            ]
+        )
+
+    async def completion(self, params: types.CompletionParams) -> types.CompletionList:
+        result = await self._complete(params.text_document.uri, params.position)
+        if result is None or not result.text:
+            return types.CompletionList(is_incomplete=True, items=[])
+        view = self._view(params.text_document.uri)
+        line_text = view.lines[result.line].rstrip("\r\n") if result.line < len(view.lines) else ""
+        before = line_text[: result.character]
+        word = before[
+            len(before.rstrip("_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")) :
+        ]
+        start = types.Position(
+            line=params.position.line,
+            character=params.position.character
+            - (
+                to_client_units(before, len(before), self._encoding())
+                - to_client_units(before, len(before) - len(word), self._encoding())
+            ),
+        )
+        first_line = result.text.split("\n", 1)[0]
+        label = (word + first_line).strip() or result.text.strip()
+        return types.CompletionList(
+            is_incomplete=True,
+            items=[
+                types.CompletionItem(
+                    label=label[:80],
+                    kind=types.CompletionItemKind.Text,
+                    detail=f"nearline · {result.model_id}",
+                    filter_text=word + result.text,
+                    sort_text="0",
+                    insert_text_format=types.InsertTextFormat.PlainText,
+                    text_edit=types.TextEdit(
+                        range=types.Range(start=start, end=params.position),
+                        new_text=word + result.text,
+                    ),
+                )
+            ],
+        )
+
+    def stats(self) -> dict[str, Any]:
+        service = self.service
+        data: dict[str, Any] = {"loaded": False}
+        if service is not None:
+            data.update(service.stats.as_dict())
+            engine = service.engine
+            error = service.load_error()
+            data.update(
+                loaded=service.load_future.done() and error is None,
+                load_error=str(error) if error else None,
+                model=engine.model_id,
+                template=engine.template.id,
+            )
+        return data
+
+
+def _change_end(
+    changes: Sequence[types.TextDocumentContentChangeEvent],
+) -> tuple[int, int] | None:
+    """Where the last incremental change left the cursor (an estimate in client units)."""
+    if not changes:
+        return None
+    change = changes[-1]
+    if not isinstance(change, types.TextDocumentContentChangePartial):
+        return None
+    start = change.range.start
+    text = change.text
+    if "\n" in text:
+        return start.line + text.count("\n"), len(text.rsplit("\n", 1)[1])
+    return start.line, start.character + len(text)

@@ -1,0 +1,144 @@
+"""Shared fixtures: an isolated environment and a real ``nearline serve`` over stdio."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_DATA = Path(__file__).resolve().parent / "test_data"
+
+
+@pytest.fixture
+def nearline_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a server or CLI run that touches only ``tmp_path``."""
+    env = dict(os.environ)
+    env.update(
+        NEARLINE_CACHE_DIR=str(tmp_path / "cache"),
+        NEARLINE_DATA_DIR=str(tmp_path / "data"),
+        NEARLINE_CONFIG=str(tmp_path / "config.toml"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("NEARLINE_CATALOG", None)
+    return env
+
+
+class Client(LanguageClient):
+    """A pygls client that records what the server shows the user."""
+
+    def __init__(self) -> None:
+        super().__init__("nearline-tests", "0")
+        self.messages: list[types.ShowMessageParams] = []
+        self.versions: dict[str, int] = {}
+
+        @self.feature(types.WINDOW_SHOW_MESSAGE)
+        def show_message(ls: Client, params: types.ShowMessageParams) -> None:
+            ls.messages.append(params)
+
+        @self.feature(types.WINDOW_LOG_MESSAGE)
+        def log_message(ls: Client, params: types.LogMessageParams) -> None:
+            pass
+
+    async def start(
+        self, env: dict[str, str], options: dict[str, Any] | None = None
+    ) -> types.InitializeResult:
+        await self.start_io(sys.executable, "-m", "nearline", "serve", env=env)
+        result = await self.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(),
+                process_id=os.getpid(),
+                initialization_options=options,
+            )
+        )
+        self.initialized(types.InitializedParams())
+        return result
+
+    async def finish(self) -> None:
+        try:
+            await self.shutdown_async(None)
+            self.exit(None)
+        finally:
+            await self.stop()
+
+    def open(self, uri: str, text: str, language: str = "python") -> None:
+        self.versions[uri] = 1
+        self.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id=language, version=1, text=text
+                )
+            )
+        )
+
+    def insert(self, uri: str, line: int, character: int, text: str) -> None:
+        """Incremental change: insert ``text`` at a position."""
+        self.versions[uri] += 1
+        pos = types.Position(line=line, character=character)
+        self.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=uri, version=self.versions[uri]
+                ),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=pos, end=pos), text=text
+                    )
+                ],
+            )
+        )
+
+    def inline_params(self, uri: str, line: int, character: int) -> types.InlineCompletionParams:
+        return types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+
+    async def inline(self, uri: str, line: int, character: int) -> list[str]:
+        result = await self.text_document_inline_completion_async(
+            self.inline_params(uri, line, character)
+        )
+        items = result.items if isinstance(result, types.InlineCompletionList) else result or []
+        return [
+            item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+            for item in items
+        ]
+
+    async def stats(self) -> dict[str, Any]:
+        result = await self.protocol.send_request_async("nearline/stats", None)
+        return _plain(result)
+
+
+def _plain(value: Any) -> Any:
+    """pygls hands untyped results back as namedtuple-like objects; make them dicts."""
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@pytest.fixture
+async def client(nearline_env: dict[str, str]) -> AsyncIterator[Client]:
+    c = Client()
+    await c.start(nearline_env)
+    try:
+        yield c
+    finally:
+        await c.finish()
+
+
+@pytest.fixture
+def sample_text() -> str:
+    return (TEST_DATA / "sample.py").read_text()
