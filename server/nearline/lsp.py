@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from types import SimpleNamespace
+
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from nearline import __version__
 from nearline.session import Session
@@ -15,12 +19,30 @@ STATS = "nearline/stats"
 """Custom request: counters (model calls, typing-through, cache hits) and recent latencies."""
 
 
+class NearlineProtocol(LanguageServerProtocol):
+    """pygls drops a request whose params do not deserialize, leaving the client waiting;
+    answer it with InvalidParams instead."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException:
+            if not (isinstance(data, dict) and "id" in data and "method" in data):
+                raise
+            error = JsonRpcInvalidParams(
+                f"invalid params for {data['method']}: expected the LSP "
+                f"{data['method']} parameters, got {str(data.get('params'))[:200]}"
+            )
+            self._send_response(data["id"], error=error.to_response_error())
+            return SimpleNamespace(jsonrpc="(answered: invalid params)")  # handle_message skips it
+
+
 class NearlineServer(LanguageServer):
     session: Session
 
 
 def create_server(base_settings: Mapping[str, Any] | None = None) -> NearlineServer:
-    server = NearlineServer("nearline", __version__)
+    server = NearlineServer("nearline", __version__, protocol_cls=NearlineProtocol)
     server.session = Session(server, base_settings)
 
     @server.feature(types.INITIALIZE)

@@ -1,0 +1,138 @@
+"""The embedded llama-cpp-python engine with the real default model."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nearline.catalog import default_model_path
+from nearline.config import ModelSettings
+from nearline.engines.base import StopReason
+from nearline.engines.local import LocalEngine
+from nearline.errors import ModelError, ModelNotFoundError
+
+PROMPT = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) +"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LocalEngine]:
+    e = LocalEngine(default_model_path(), ModelSettings())
+    e.load()
+    yield e
+
+
+def never(_text: str) -> None:
+    return None
+
+
+def test_default_model_comes_with_the_install() -> None:
+    path = default_model_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()
+
+
+def test_loads_with_prefix_only_template(engine: LocalEngine) -> None:
+    assert engine.template.id == "prefix-only"
+    assert engine.model_id == "SmolLM2-135M-Instruct.Q4_1"
+    assert "general.name" in engine.metadata
+
+
+def test_generation_reuses_the_cached_prefix(engine: LocalEngine) -> None:
+    cancel = threading.Event()
+    tokens = engine.tokenize(PROMPT)
+    engine.generate(tokens, max_tokens=4, stop=never, deadline=None, cancel=cancel)
+    longer = engine.tokenize(PROMPT + " fib")
+    g = engine.generate(longer, max_tokens=4, stop=never, deadline=None, cancel=cancel)
+    assert g.prompt_tokens == len(longer)
+    assert g.reused_tokens >= len(tokens) - 1
+    assert g.evaluated_tokens <= len(longer) - g.reused_tokens
+    assert g.evaluated_tokens <= 3
+
+
+def test_greedy_output_is_deterministic(engine: LocalEngine) -> None:
+    cancel = threading.Event()
+    tokens = engine.tokenize(PROMPT)
+    a = engine.generate(tokens, max_tokens=8, stop=never, deadline=None, cancel=cancel)
+    engine.generate(
+        engine.tokenize("x = 1\n"), max_tokens=2, stop=never, deadline=None, cancel=cancel
+    )
+    b = engine.generate(tokens, max_tokens=8, stop=never, deadline=None, cancel=cancel)
+    assert a.text == b.text and a.text.strip()
+
+
+def test_stop_rule_cuts_the_text(engine: LocalEngine) -> None:
+    g = engine.generate(
+        engine.tokenize(PROMPT),
+        max_tokens=16,
+        stop=lambda t: 3 if len(t) >= 3 else None,
+        deadline=None,
+        cancel=threading.Event(),
+    )
+    assert g.stop_reason is StopReason.STOP and len(g.text) == 3
+
+
+def test_cancel_flag_stops_before_work(engine: LocalEngine) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    g = engine.generate(
+        engine.tokenize(PROMPT + " other"), max_tokens=16, stop=never, deadline=None, cancel=cancel
+    )
+    assert g.stop_reason is StopReason.CANCELLED and g.text == ""
+
+
+def test_cancel_from_another_thread_stops_within_a_step(engine: LocalEngine) -> None:
+    cancel = threading.Event()
+    long_prompt = PROMPT + "\n" + "\n".join(f"value_{i} = compute({i}) * {i}" for i in range(60))
+    timer = threading.Timer(0.05, cancel.set)
+    t0 = time.perf_counter()
+    timer.start()
+    g = engine.generate(
+        engine.tokenize(long_prompt), max_tokens=64, stop=never, deadline=None, cancel=cancel
+    )
+    elapsed = time.perf_counter() - t0
+    assert g.stop_reason is StopReason.CANCELLED
+    # A cold evaluation of this prompt takes seconds; cancellation lands after one batch.
+    assert elapsed < 2.0
+
+
+def test_time_budget_returns_partial_text(engine: LocalEngine) -> None:
+    g = engine.generate(
+        engine.tokenize(PROMPT),
+        max_tokens=64,
+        stop=never,
+        deadline=time.perf_counter() - 1,
+        cancel=threading.Event(),
+    )
+    assert g.stop_reason is StopReason.BUDGET and g.tokens == ()
+
+
+def test_forced_prefix_heals_the_indentation(engine: LocalEngine) -> None:
+    prompt = 'def is_even(n):\n    """Return True if n is even."""\n'
+    deadline = time.perf_counter() + 5
+    while engine._space_pieces is None and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    g = engine.generate(
+        engine.tokenize(prompt),
+        max_tokens=12,
+        stop=never,
+        deadline=None,
+        cancel=threading.Event(),
+        forced_prefix="    ",
+    )
+    assert g.text.startswith("    ") and g.text.strip()
+
+
+def test_missing_and_corrupt_files_raise_model_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        LocalEngine(tmp_path / "missing.gguf", ModelSettings()).load()
+    not_gguf = tmp_path / "x.gguf"
+    not_gguf.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    with pytest.raises(ModelError, match="not a GGUF file"):
+        LocalEngine(not_gguf, ModelSettings()).load()
+    truncated = tmp_path / "t.gguf"
+    truncated.write_bytes(default_model_path().read_bytes()[:100_000])
+    with pytest.raises(ModelError, match="could not be loaded"):
+        LocalEngine(truncated, ModelSettings()).load()

@@ -1,0 +1,89 @@
+"""End to end: the real server over stdio, the real model, ghost text while typing."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from conftest import TEST_DATA, Client
+
+FULL = {"completion": {"time_budget_ms": 5000}}
+DEMO = (TEST_DATA / "demo.py").read_text()
+URI = "file:///work/demo.py"
+LAST = DEMO.count("\n") - 1  # the line "    return fibonacci(n - 1) + "
+END = len(DEMO.splitlines()[LAST])
+
+
+async def test_capabilities_advertise_inline_completion_and_incremental_sync(
+    nearline_env: dict[str, str],
+) -> None:
+    client = Client()
+    result = await client.start(nearline_env)
+    try:
+        caps = result.capabilities
+        assert caps.inline_completion_provider is not None
+        assert caps.completion_provider is not None
+        sync = caps.text_document_sync
+        assert isinstance(sync, types.TextDocumentSyncOptions)
+        assert sync.change == types.TextDocumentSyncKind.Incremental
+        assert result.server_info is not None and result.server_info.name == "nearline"
+    finally:
+        await client.finish()
+
+
+async def test_typing_then_ghost_text(nearline_env: dict[str, str]) -> None:
+    client = Client()
+    await client.start(nearline_env, FULL)
+    try:
+        text = DEMO.rsplit("fibonacci(n - 1) + ", 1)[0]  # "...    return "
+        client.open(URI, text)
+        line, col = LAST, len(text.splitlines()[LAST]) if not text.endswith("\n") else 0
+        for ch in "fibonacci(n - 1) + ":
+            client.insert(URI, line, col, ch)
+            col += 1
+        suggestions = await client.inline(URI, line, col)
+        assert suggestions and suggestions[0].strip()
+        assert "\n" not in suggestions[0]  # mid-line: one line only
+        stats = await client.stats()
+        assert stats["loaded"] and stats["model_calls"] >= 1
+        assert stats["template"] == "prefix-only"
+    finally:
+        await client.finish()
+
+
+async def test_completion_item_for_clients_without_inline_completion(
+    nearline_env: dict[str, str],
+) -> None:
+    client = Client()
+    await client.start(nearline_env, FULL)
+    try:
+        client.open(URI, DEMO)
+        inline = await client.inline(URI, LAST, END)
+        result = await client.text_document_completion_async(
+            types.CompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=URI),
+                position=types.Position(line=LAST, character=END),
+            )
+        )
+        assert isinstance(result, types.CompletionList) and result.is_incomplete
+        assert len(result.items) == 1
+        item = result.items[0]
+        assert isinstance(item.text_edit, types.TextEdit)
+        assert item.text_edit.range.end == types.Position(line=LAST, character=END)
+        assert item.text_edit.new_text.endswith(inline[0])  # the same suggestion, from the cache
+        stats = await client.stats()
+        assert stats["cache_hits"] >= 1
+    finally:
+        await client.finish()
+
+
+async def test_block_suggestion_after_a_block_opener(nearline_env: dict[str, str]) -> None:
+    client = Client()
+    await client.start(nearline_env, FULL)
+    try:
+        text = 'def is_even(n):\n    """Return True if n is even."""\n    '
+        client.open(URI, text)
+        suggestions = await client.inline(URI, 2, 4)
+        assert suggestions and suggestions[0].strip()
+        assert not suggestions[0].startswith(" ")  # the indentation is already typed
+    finally:
+        await client.finish()
