@@ -36,7 +36,17 @@ class Client(LanguageClient):
     def __init__(self) -> None:
         super().__init__("nearline-tests", "0")
         self.messages: list[types.ShowMessageParams] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.ready: list[dict[str, Any]] = []
         self.versions: dict[str, int] = {}
+
+        @self.feature("nearline/status")
+        def status(ls: Client, params: Any) -> None:
+            ls.statuses.append(_plain(params))
+
+        @self.feature("nearline/completionReady")
+        def completion_ready(ls: Client, params: Any) -> None:
+            ls.ready.append(_plain(params))
 
         @self.feature(types.WINDOW_SHOW_MESSAGE)
         def show_message(ls: Client, params: types.ShowMessageParams) -> None:

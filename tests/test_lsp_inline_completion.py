@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from lsprotocol import types
 
 from conftest import TEST_DATA, Client
@@ -85,5 +87,56 @@ async def test_block_suggestion_after_a_block_opener(nearline_env: dict[str, str
         suggestions = await client.inline(URI, 2, 4)
         assert suggestions and suggestions[0].strip()
         assert not suggestions[0].startswith(" ")  # the indentation is already typed
+    finally:
+        await client.finish()
+
+
+async def test_status_notifications_and_accept_command(nearline_env: dict[str, str]) -> None:
+    client = Client()
+    await client.start(nearline_env, FULL)
+    try:
+        client.open(URI, DEMO)
+        result = await client.text_document_inline_completion_async(
+            client.inline_params(URI, LAST, END)
+        )
+        assert isinstance(result, types.InlineCompletionList) and result.items
+        item = result.items[0]
+        assert item.command is not None and item.command.command == "nearline.accepted"
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command=item.command.command, arguments=item.command.arguments
+            )
+        )
+        stats = await client.stats()
+        assert stats["accepted"] == 1
+        states = [s["state"] for s in client.statuses]
+        assert states[0] == "loading" and "ready" in states
+        answer = [s for s in client.statuses if s.get("source") == "model"][-1]
+        assert answer["tier"] == "local" and answer["model"] == "SmolLM2-135M-Instruct.Q4_1"
+        assert answer["latency_ms"] > 0 and answer["spend_today_usd"] == 0.0
+    finally:
+        await client.finish()
+
+
+async def test_budget_cut_suggestion_is_finished_and_announced(
+    nearline_env: dict[str, str],
+) -> None:
+    client = Client()
+    await client.start(nearline_env, {"completion": {"time_budget_ms": 10}})
+    try:
+        client.open(URI, DEMO)
+        first = await client.inline(URI, LAST, END)
+        for _ in range(100):
+            if client.ready:
+                break
+            await asyncio.sleep(0.05)
+        assert client.ready, "no nearline/completionReady after a budget cut"
+        note = client.ready[-1]
+        assert note["textDocument"]["uri"] == URI
+        assert note["position"] == {"line": LAST, "character": END}
+        again = await client.inline(URI, LAST, END)
+        assert again and (not first or again[0].startswith(first[0]))
+        stats = await client.stats()
+        assert stats["budget_hits"] >= 1 and stats["cache_hits"] >= 1
     finally:
         await client.finish()

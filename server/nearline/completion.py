@@ -57,6 +57,7 @@ class Stats:
     budget_hits: int = 0
     warmups: int = 0
     errors: int = 0
+    accepted: int = 0
     recent: collections.deque[dict[str, Any]] = field(
         default_factory=lambda: collections.deque(maxlen=RECENT)
     )

@@ -12,7 +12,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from nearline import __version__
-from nearline.session import Session
+from nearline.session import ACCEPTED, Session
 
 STATS = "nearline/stats"
 """Custom request: counters (model calls, typing-through, cache hits) and recent latencies."""
@@ -85,6 +85,10 @@ def create_server(base_settings: Mapping[str, Any] | None = None) -> NearlineSer
         ls: NearlineServer, params: types.CompletionParams
     ) -> types.CompletionList:
         return await ls.session.completion(params)
+
+    @server.command(ACCEPTED)
+    def accepted(ls: NearlineServer, arguments: Any) -> None:
+        ls.session.accepted(arguments)
 
     @server.feature(STATS)
     def stats(ls: NearlineServer, params: Any) -> dict[str, Any]:

@@ -30,6 +30,14 @@ COMPLETION_READY = "nearline/completionReady"
 """Notification: a suggestion cut by the time budget is now whole; a client that asks again at
 this position gets it from the cache at once. Clients that don't know it ignore it."""
 
+STATUS = "nearline/status"
+"""Notification after each answer and when the model's state changes, for status bars:
+``{"state": "loading" | "ready" | "error", "tier", "model", "source", "latency_ms",
+"spend_today_usd", "message"}``."""
+
+ACCEPTED = "nearline.accepted"
+"""Command the client runs when the person accepts a suggestion (the item's ``command``)."""
+
 WARMUP_IDLE_S = 0.3
 """After an edit with no completion request for this long, warm the window at the edit."""
 
@@ -56,6 +64,7 @@ class Session:
         """Start loading the model now, so the first keystroke does not pay for it."""
         self._loop = asyncio.get_running_loop()
         self._ensure_service()
+        self._status(state="loading", message="loading the model")
 
     def _apply_settings(self, options: Any, source: str) -> bool:
         """Use ``options`` over the base settings; on error keep the last good settings."""
@@ -106,6 +115,11 @@ class Session:
         }
         loop.call_soon_threadsafe(self._notify, COMPLETION_READY, params)
 
+    def accepted(self, arguments: Any) -> None:
+        if self.service is not None:
+            self.service.stats.accepted += 1
+        log.debug("accepted %s", arguments)
+
     def _notify(self, method: str, params: Any) -> None:
         try:
             self.server.protocol.notify(method, params)
@@ -113,10 +127,36 @@ class Session:
             log.debug("could not send %s", method, exc_info=True)
 
     def _report_load(self, fut: Any) -> None:
+        """On the engine thread, when loading ends."""
         exc = None if fut.cancelled() else fut.exception()
         if exc is not None:
             log.error("model load failed: %s", exc)
-            self.message(f"nearline: {exc}", types.MessageType.Error, key="model")
+            self._from_thread(
+                lambda: self.message(f"nearline: {exc}", types.MessageType.Error, key="model")
+            )
+            self._from_thread(lambda: self._status(state="error", message=str(exc)))
+        else:
+            self._from_thread(lambda: self._status(state="ready"))
+
+    def _from_thread(self, action: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(action)
+
+    def _status(
+        self, *, state: str = "ready", result: CompletionResult | None = None, message: str = ""
+    ) -> None:
+        service = self.service
+        params: dict[str, Any] = {
+            "state": state,
+            "tier": "local",
+            "model": service.engine.model_id if service else None,
+            "message": message,
+            "spend_today_usd": 0.0,
+        }
+        if result is not None:
+            params.update(source=result.source, latency_ms=round(result.latency_ms, 1))
+        self._notify(STATUS, params)
 
     def did_change_configuration(self, params: types.DidChangeConfigurationParams) -> None:
         options = params.settings
@@ -231,13 +271,16 @@ class Session:
         service = self._ensure_service()
         try:
             view = self._view(uri)
-            return await service.complete(
+            result = await service.complete(
                 view,
                 position.line,
                 position.character,
                 self._encoding(),
                 request_id=self._request_id(),
             )
+            if result.source != "superseded":
+                self._status(result=result)
+            return result
         except UnsupportedDocumentError as exc:
             self.message(f"nearline: {exc}", types.MessageType.Info, key=f"doc:{exc}")
             return None
@@ -259,8 +302,23 @@ class Session:
                 types.InlineCompletionItem(
                     insert_text=result.text,
                     range=types.Range(start=params.position, end=params.position),
+                    command=self._accept_command(params.text_document.uri, result),
                 )
             ]
+        )
+
+    def _accept_command(self, uri: str, result: CompletionResult) -> types.Command:
+        return types.Command(
+            title="nearline: suggestion accepted",
+            command=ACCEPTED,
+            arguments=[
+                {
+                    "uri": uri,
+                    "source": result.source,
+                    "chars": len(result.text),
+                    "model": result.model_id,
+                }
+            ],
         )
 
     async def completion(self, params: types.CompletionParams) -> types.CompletionList:
