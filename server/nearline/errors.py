@@ -64,3 +64,40 @@ class DownloadError(NearlineError):
 
 class ChecksumMismatchError(DownloadError):
     """The downloaded file's sha256 differs from the catalog's."""
+
+
+class PrivacyError(NearlineError):
+    """The request touches content that policy keeps on this machine."""
+
+
+class RoutingError(NearlineError):
+    """No tier or provider can serve the request."""
+
+
+class ProviderError(NearlineError):
+    """A provider failed. ``retryable`` says whether another try (or provider) may help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.retryable = retryable
+
+
+class ProviderKeyError(ProviderError):
+    """The environment variable that should hold the provider's API key is unset."""
+
+
+class OfflineError(ProviderError):
+    """The provider cannot be reached (no network, DNS failure, connection refused)."""
+
+
+class DiffError(NearlineError):
+    """A unified diff that does not apply to the current document versions."""
