@@ -168,7 +168,7 @@ async def test_bad_settings_name_the_key_and_keep_defaults(nearline_env: dict[st
     try:
         client.open(URI, DEMO)
         await client.inline(URI, LAST, END)
-        [message] = [m for m in client.messages if "initializationOptions" in m.message]
+        [message] = [m for m in client.messages if "editor settings" in m.message]
         assert "completion.time_budget_ms" in message.message or "bogus" in message.message
         client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(settings={"nearline": {"model": {"n_ctx": 10}}})

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from nearline import __version__
-from nearline.config import Settings, merge, parse_settings, read_toml
+from nearline.config import Settings
 from nearline.errors import NearlineError
-from nearline.paths import user_config_file
+from nearline.layers import ConfigStack
 
 log = logging.getLogger("nearline")
 
@@ -50,12 +50,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _base_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The user's config file under the command-line flags, as a mapping (validated)."""
-    path = user_config_file()
-    data = merge(read_toml(path), _overrides(args))
-    parse_settings(data, str(path))  # raises ConfigError naming the file and key
-    return data
+def _settings(args: argparse.Namespace, root: Path | None = None) -> Settings:
+    """Config files (the user's, the project's found upward from ``root``) under the flags."""
+    return ConfigStack(root=root or Path.cwd(), flags=_overrides(args)).load()
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -119,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from nearline.lsp import create_server
 
     logging.getLogger("pygls").setLevel(logging.WARNING)
-    server = create_server(_base_settings(args))
+    server = create_server(_overrides(args))
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
@@ -154,7 +151,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise NearlineError(f"cannot read {path}: {exc.strerror}") from None
     text = data.decode("utf-8", "replace")
-    settings: Settings = parse_settings(_base_settings(args))
+    settings = _settings(args, path.resolve().parent)
     service = build_service(settings)
     try:
         uri = path.resolve().as_uri()
@@ -205,7 +202,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f'use it with model.name = "{entry.name}" or --model {path}')
         return 0
 
-    settings = parse_settings(_base_settings(args))
+    settings = _settings(args)
     try:
         active: Path | None = resolve_model_path(settings)
     except NearlineError:

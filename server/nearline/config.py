@@ -1,4 +1,5 @@
-"""Typed settings: defaults, the user's config file, then the editor's initializationOptions.
+"""Typed settings: built-in defaults, the user's config file, the project's ``.nearline.toml``,
+then the editor's settings (``layers`` stacks and watches them).
 
 Settings are frozen dataclasses. ``parse_settings`` structures a plain mapping (from TOML or
 JSON) with cattrs, rejects unknown keys and checks ranges, and raises ``ConfigError`` whose
@@ -113,16 +114,156 @@ class CacheSettings:
         )
 
 
+TASKS = ("refactor", "explain", "tests", "fix", "ask")
+PROVIDER_KINDS = ("openai", "anthropic", "local")
+LOCAL_PROVIDER = "local"
+"""The provider name of the embedded model; always defined."""
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """A cloud (or local-server) model that escalated requests can go to."""
+
+    kind: str = "openai"
+    """"openai" (any OpenAI-compatible chat completions API) or "anthropic" (Messages API)."""
+    base_url: str = "https://api.openai.com/v1"
+    model: str = ""
+    api_key_env: str | None = None
+    """The environment variable that holds the API key; None for servers that need none."""
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 120.0
+    max_retries: int = 3
+    input_cost_per_token: float = 0.0
+    output_cost_per_token: float = 0.0
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    """Merged into each request's JSON (e.g. a server's ``grammar`` or ``top_k``)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.kind in PROVIDER_KINDS, "providers.*.kind", self.kind, " | ".join(PROVIDER_KINDS)
+        )
+        _check(0 <= self.max_retries <= 10, "providers.*.max_retries", self.max_retries, "0..10")
+        _check(
+            self.connect_timeout_s > 0 and self.read_timeout_s > 0,
+            "providers.*.read_timeout_s",
+            self.read_timeout_s,
+            "a number > 0",
+        )
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """Send a request to ``tier`` when every condition given here holds."""
+
+    tier: str
+    name: str = ""
+    task: tuple[str, ...] = ()
+    language: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    """Globs; the rule holds when any file of the request matches one."""
+    min_files: int | None = None
+    max_files: int | None = None
+    min_selection_lines: int | None = None
+    max_selection_lines: int | None = None
+    min_tokens: int | None = None
+    max_tokens: int | None = None
+    """Estimated prompt tokens."""
+
+    def __post_init__(self) -> None:
+        for task in self.task:
+            _check(task in TASKS, "routing.rules.*.task", task, " | ".join(TASKS))
+
+
+def _default_rules() -> tuple[RuleSettings, ...]:
+    return (
+        RuleSettings(
+            tier="value",
+            name="small explanations",
+            task=("explain",),
+            max_files=1,
+            max_selection_lines=80,
+        ),
+        RuleSettings(
+            tier="value",
+            name="small single-file changes",
+            task=("refactor", "tests", "fix", "ask"),
+            max_files=1,
+            max_selection_lines=60,
+            max_tokens=4000,
+        ),
+    )
+
+
+def _default_tiers() -> dict[str, tuple[str, ...]]:
+    return {"local": (LOCAL_PROVIDER,), "value": (), "flagship": ()}
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    tiers: dict[str, tuple[str, ...]] = field(default_factory=_default_tiers)
+    """Tier name → providers tried in order (a fallback chain)."""
+    rules: tuple[RuleSettings, ...] = field(default_factory=_default_rules)
+    """First matching rule wins."""
+    default_tier: str = "flagship"
+
+
+def _default_local_only() -> tuple[str, ...]:
+    return (".env", "*.env", ".env.*", "secrets/**", "*.pem", "*.key", "id_rsa*", "*.p12")
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    local_only: tuple[str, ...] = field(default_factory=_default_local_only)
+    """Globs of files whose content never goes to the cloud."""
+    scan_secrets: bool = True
+    on_private: str = "refuse"
+    """"refuse" the cloud with a message, or serve the request "local"ly."""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.on_private in ("refuse", "local"),
+            "privacy.on_private",
+            self.on_private,
+            "refuse | local",
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    cloud: bool = True
+    """False keeps every request on this machine."""
+    providers: dict[str, ProviderSettings] = field(default_factory=dict)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         allowed = ("DEBUG", "INFO", "WARNING", "ERROR")
         _check(self.log_level.upper() in allowed, "log_level", self.log_level, " | ".join(allowed))
+
+    def check_references(self) -> None:
+        """Tiers name known providers; rules and the default name known tiers."""
+        known = {*self.providers, LOCAL_PROVIDER}
+        tiers = self.routing.tiers
+        for tier, chain in tiers.items():
+            for name in chain:
+                _check(
+                    name in known,
+                    f"routing.tiers.{tier}",
+                    name,
+                    'a provider defined under [providers] or "local"',
+                )
+        for i, rule in enumerate(self.routing.rules):
+            _check(rule.tier in tiers, f"routing.rules[{i}].tier", rule.tier, " | ".join(tiers))
+        _check(
+            self.routing.default_tier in tiers,
+            "routing.default_tier",
+            self.routing.default_tier,
+            " | ".join(tiers),
+        )
 
 
 class _RangeError(ValueError):
@@ -167,22 +308,31 @@ def _format(exc: BaseException, kind: type | None) -> str:
     return cattrs.v.format_exception(exc, kind)
 
 
-def parse_settings(data: Mapping[str, Any] | None, source: str = "settings") -> Settings:
+def parse_settings(
+    data: Mapping[str, Any] | None, source: str = "settings", *, check_references: bool = True
+) -> Settings:
     """Structure ``data`` into ``Settings``; ``ConfigError`` names ``source``, each bad key and
-    what it allows."""
+    what it allows. One layer of several is checked with ``check_references=False``: its
+    tiers may name providers that another layer defines."""
     if data is None:
         return Settings()
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a table of settings, got {type(data).__name__}")
     try:
-        return _converter.structure(dict(data), Settings)
+        settings = _converter.structure(dict(data), Settings)
+        if check_references:
+            settings.check_references()
+        return settings
     except _RangeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except cattrs.BaseValidationError as exc:
         messages = []
         for line in cattrs.transform_error(exc, path="$", format_exception=_format):
             text, _, where = line.rpartition(" @ ")
-            key = where.removeprefix("$").lstrip(".")
+            key = where.removeprefix("$").lstrip(".").replace("['", ".").replace("']", "")
+            if ".*." in text:  # a check inside a table or list item: name the item
+                head = text.split(".*.", 1)[0]
+                text = key + text[len(head) + 2 :] if key.startswith(head) else text
             # A range error names its key itself; a value nested in a section names the section.
             messages.append(
                 text

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nearline.config import merge, parse_settings, read_toml
+from nearline.config import Settings
 from nearline.errors import NearlineError
-from nearline.paths import cache_dir, data_dir, user_config_file
+from nearline.layers import ConfigStack
+from nearline.paths import cache_dir, data_dir
 
 
 @dataclass(frozen=True)
@@ -49,17 +50,14 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
         "nearline needs Python 3.10 or newer",
     )
 
-    config_path = user_config_file()
+    stack = ConfigStack(root=Path.cwd(), flags=overrides or {})
     try:
-        settings = parse_settings(merge(read_toml(config_path), overrides or {}), str(config_path))
-        yield Check(
-            "config",
-            True,
-            f"{config_path} " + ("" if config_path.exists() else "(absent; defaults)"),
-        )
+        settings = stack.load()
+        files = [str(p) for p in stack.files() if p.exists()]
+        yield Check("config", True, " + ".join(files) if files else "defaults (no config file)")
     except NearlineError as exc:
-        yield Check("config", False, str(exc), f"edit {config_path}")
-        settings = parse_settings({})
+        yield Check("config", False, str(exc), "edit the file named above")
+        settings = Settings()
 
     for dist in ("pygls", "lsprotocol", "httpx", "diskcache"):
         version = _version(dist)

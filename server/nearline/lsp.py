@@ -40,9 +40,10 @@ class NearlineServer(LanguageServer):
     session: Session
 
 
-def create_server(base_settings: Mapping[str, Any] | None = None) -> NearlineServer:
+def create_server(flags: Mapping[str, Any] | None = None) -> NearlineServer:
+    """The server; ``flags`` are command-line settings, layered over the config files."""
     server = NearlineServer("nearline", __version__, protocol_cls=NearlineProtocol)
-    server.session = Session(server, base_settings)
+    server.session = Session(server, flags)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: NearlineServer, params: types.InitializeParams) -> None:

@@ -6,23 +6,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls import uris
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from nearline.completion import CompletionResult, CompletionService, build_service
-from nearline.config import merge, parse_settings
 from nearline.documents import DocumentView, split_lines, to_client_units
 from nearline.errors import (
-    ConfigError,
     DocumentError,
     ModelError,
     NearlineError,
     UnknownDocumentError,
     UnsupportedDocumentError,
 )
+from nearline.layers import ConfigStack
 
 log = logging.getLogger(__name__)
 
@@ -42,54 +43,96 @@ WARMUP_IDLE_S = 0.3
 """After an edit with no completion request for this long, warm the window at the edit."""
 
 
+CONFIG_POLL_S = 2.0
+"""How often the config files are checked for changes."""
+
+
+def _root_of(params: types.InitializeParams) -> Path | None:
+    uri = params.root_uri
+    if params.workspace_folders:
+        uri = params.workspace_folders[0].uri
+    if uri:
+        return Path(uris.to_fs_path(uri) or ".")
+    return Path(params.root_path) if params.root_path else None
+
+
 class Session:
-    def __init__(self, server: LanguageServer, base: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, server: LanguageServer, flags: Mapping[str, Any] | None = None) -> None:
         self.server = server
-        self.base = dict(base or {})
-        self.settings = parse_settings(self.base)
+        self.stack = ConfigStack(flags=dict(flags or {}))
+        self.settings = self.stack.settings
         self.service: CompletionService | None = None
         self._shown_messages: set[str] = set()
         self._views: dict[str, DocumentView] = {}
         self._idle: dict[str, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._watcher: asyncio.TimerHandle | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def initialize(self, params: types.InitializeParams) -> None:
-        options = params.initialization_options
-        if isinstance(options, Mapping) and isinstance(options.get("nearline"), Mapping):
-            options = options["nearline"]
-        self._apply_settings(options, "initializationOptions")
+        self.stack.root = _root_of(params)
+        self._set_editor_options(params.initialization_options, "initializationOptions")
+        self._reload()
 
     def initialized(self) -> None:
         """Start loading the model now, so the first keystroke does not pay for it."""
         self._loop = asyncio.get_running_loop()
         self._ensure_service()
         self._status(state="loading", message="loading the model")
+        self._watcher = self._loop.call_later(CONFIG_POLL_S, self._watch)
 
-    def _apply_settings(self, options: Any, source: str) -> bool:
-        """Use ``options`` over the base settings; on error keep the last good settings."""
+    def _set_editor_options(self, options: Any, source: str) -> None:
+        if isinstance(options, Mapping) and isinstance(options.get("nearline"), Mapping):
+            options = options["nearline"]
         if options is None:
-            return False
+            return
         if not isinstance(options, Mapping):
             self.message(
                 f"nearline: {source} must be an object; keeping the current settings",
                 types.MessageType.Warning,
                 key=f"config:{source}",
             )
-            return False
-        try:
-            new = parse_settings(merge(self.base, options), source)
-        except ConfigError as exc:
+            return
+        self.stack.editor = dict(options)
+
+    def _reload(self) -> bool:
+        """Read the settings layers again; a broken one is reported once and the last good
+        settings stay. Returns whether the settings changed."""
+        settings, error = self.stack.try_load()
+        if error is not None:
             self.message(
-                f"nearline: {exc}; keeping the current settings",
+                f"nearline: {error}; keeping the last good settings",
                 types.MessageType.Error,
-                key=f"config:{exc}",
+                key=f"config:{error}",
             )
-            return False
-        changed = new != self.settings
-        self.settings = new
-        logging.getLogger("nearline").setLevel(new.log_level.upper())
+        changed = settings != self.settings
+        self.settings = settings
+        logging.getLogger("nearline").setLevel(settings.log_level.upper())
         return changed
+
+    def _apply_reload(self) -> None:
+        old = self.settings
+        if not self._reload():
+            return
+        log.info("settings changed")
+        service = self.service
+        if service is None:
+            return
+        if (old.model, old.cache) != (self.settings.model, self.settings.cache):
+            self.service = None
+            service.close()
+            self._ensure_service()
+        else:
+            service.settings = self.settings
+
+    def _watch(self) -> None:
+        """Reload when a config file appears, changes or goes away."""
+        try:
+            if self.stack.changed():
+                self._apply_reload()
+        finally:
+            if self._loop is not None and not self._loop.is_closed():
+                self._watcher = self._loop.call_later(CONFIG_POLL_S, self._watch)
 
     def _ensure_service(self) -> CompletionService:
         if self.service is None:
@@ -159,23 +202,12 @@ class Session:
         self._notify(STATUS, params)
 
     def did_change_configuration(self, params: types.DidChangeConfigurationParams) -> None:
-        options = params.settings
-        if isinstance(options, Mapping) and "nearline" in options:
-            options = options["nearline"]
-        old = self.settings
-        if not self._apply_settings(options, "workspace/didChangeConfiguration"):
-            return
-        service = self.service
-        if service is None:
-            return
-        if (old.model, old.cache) != (self.settings.model, self.settings.cache):
-            self.service = None
-            service.close()
-            self._ensure_service()
-        else:
-            service.settings = self.settings
+        self._set_editor_options(params.settings, "workspace/didChangeConfiguration")
+        self._apply_reload()
 
     def shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
         for handle in self._idle.values():
             handle.cancel()
         if self.service is not None:

@@ -1,0 +1,193 @@
+"""Which tier and providers serve an escalated request, and why. Pure: no network, no I/O."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from nearline.config import LOCAL_PROVIDER, RuleSettings, Settings
+
+CHARS_PER_TOKEN = 3.5
+SYSTEM_TOKENS = 350
+"""The system prompt and framing, in tokens, added to every estimate."""
+OUTPUT_TOKENS = {"explain": 500, "ask": 600}
+"""Expected answer size; change tasks answer with a diff about the selection's size."""
+
+LANGUAGES = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".jsx": "javascript",
+    ".ts": "typescript",
+    ".tsx": "typescript",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".kt": "kotlin",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".hpp": "cpp",
+    ".cs": "csharp",
+    ".rb": "ruby",
+    ".php": "php",
+    ".swift": "swift",
+    ".lua": "lua",
+    ".sh": "shell",
+    ".sql": "sql",
+    ".md": "markdown",
+    ".toml": "toml",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+    ".html": "html",
+    ".css": "css",
+}
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    task: str
+    files: tuple[str, ...]
+    """Paths; the first holds the selection or cursor."""
+    selection_lines: int = 0
+    est_tokens: int = 0
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    task: str
+    tier: str
+    providers: tuple[str, ...]
+    reason: str
+    """Which rule (or default, or policy) chose the tier."""
+    est_tokens: int
+    est_output_tokens: int
+    est_cost_usd: float
+    cloud: bool
+    """Whether the first provider is off this machine."""
+    refused: str | None = None
+    """Why the request cannot be served; None when it can."""
+
+    @property
+    def provider(self) -> str | None:
+        return self.providers[0] if self.providers else None
+
+
+def language_of(path: str) -> str:
+    return LANGUAGES.get(PurePath(path).suffix.lower(), "")
+
+
+def estimate_tokens(texts: Sequence[str]) -> int:
+    return SYSTEM_TOKENS + int(sum(len(t) for t in texts) / CHARS_PER_TOKEN)
+
+
+def estimate_output(task: str, selection_lines: int) -> int:
+    return OUTPUT_TOKENS.get(task, max(200, selection_lines * 14))
+
+
+def _in_range(value: int, low: int | None, high: int | None) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _path_matches(path: str, globs: Sequence[str]) -> bool:
+    pure = PurePath(path)
+    return any(pure.match(g) or fnmatch.fnmatch(path, g) for g in globs)
+
+
+def rule_matches(rule: RuleSettings, req: RouteRequest) -> bool:
+    return (
+        (not rule.task or req.task in rule.task)
+        and (not rule.language or req.language in rule.language)
+        and (not rule.paths or any(_path_matches(f, rule.paths) for f in req.files))
+        and _in_range(len(req.files), rule.min_files, rule.max_files)
+        and _in_range(req.selection_lines, rule.min_selection_lines, rule.max_selection_lines)
+        and _in_range(req.est_tokens, rule.min_tokens, rule.max_tokens)
+    )
+
+
+def describe_rule(index: int, rule: RuleSettings) -> str:
+    parts = []
+    for key in ("task", "language", "paths"):
+        values = getattr(rule, key)
+        if values:
+            parts.append(f"{key} in [{', '.join(values)}]")
+    for key in ("files", "selection_lines", "tokens"):
+        low, high = getattr(rule, f"min_{key}"), getattr(rule, f"max_{key}")
+        if low is not None:
+            parts.append(f"{key} >= {low}")
+        if high is not None:
+            parts.append(f"{key} <= {high}")
+    label = f' "{rule.name}"' if rule.name else ""
+    return f"rule {index + 1}{label}: " + (", ".join(parts) or "always")
+
+
+def choose_tier(req: RouteRequest, settings: Settings) -> tuple[str, str]:
+    for i, rule in enumerate(settings.routing.rules):
+        if rule_matches(rule, req):
+            return rule.tier, describe_rule(i, rule)
+    return settings.routing.default_tier, "routing.default_tier (no rule matched)"
+
+
+def route_for(req: RouteRequest, settings: Settings, *, private: str | None = None) -> Decision:
+    """The decision for ``req``. ``private`` is the privacy verdict (why content must stay
+    local) or None."""
+    tier, reason = choose_tier(req, settings)
+    chain = settings.routing.tiers.get(tier, ())
+    refused = None
+    local_tier = next(
+        (t for t, c in settings.routing.tiers.items() if c == (LOCAL_PROVIDER,)), None
+    )
+    goes_out = any(p != LOCAL_PROVIDER for p in chain)
+    if goes_out and not settings.cloud:
+        if local_tier is not None:
+            tier, chain, reason = local_tier, (LOCAL_PROVIDER,), f"cloud = false ({reason})"
+        else:
+            refused = "cloud = false for this project and no tier is the local model"
+    elif goes_out and private is not None:
+        if settings.privacy.on_private == "local" and local_tier is not None:
+            tier, chain = local_tier, (LOCAL_PROVIDER,)
+            reason = f"privacy: kept local ({private})"
+        else:
+            refused = f"{private}; it is not sent to the cloud"
+    if not chain and refused is None:
+        refused = (
+            f"tier '{tier}' has no providers; add one under [providers] and list it in "
+            f"routing.tiers.{tier} in .nearline.toml (or route this task to 'local')"
+        )
+    output = estimate_output(req.task, req.selection_lines)
+    first = settings.providers.get(chain[0]) if chain else None
+    cost = 0.0
+    if first is not None:
+        cost = req.est_tokens * first.input_cost_per_token + output * first.output_cost_per_token
+    return Decision(
+        task=req.task,
+        tier=tier,
+        providers=tuple(chain),
+        reason=reason,
+        est_tokens=req.est_tokens,
+        est_output_tokens=output,
+        est_cost_usd=cost,
+        cloud=bool(chain) and chain[0] != LOCAL_PROVIDER,
+        refused=refused,
+    )
+
+
+def model_of(provider: str, settings: Settings) -> str:
+    if provider == LOCAL_PROVIDER:
+        return "the local model"
+    p = settings.providers.get(provider)
+    return p.model if p and p.model else provider
+
+
+def title_for(decision: Decision, settings: Settings, label: str) -> str:
+    """A code action title that says who answers and the estimated cost."""
+    if decision.refused:
+        return f"nearline: {label} (unavailable: {decision.refused[:80]})"
+    who = model_of(decision.providers[0], settings)
+    cost = f", ~${decision.est_cost_usd:.3f}" if decision.cloud else ", free"
+    return f"nearline: {label} → {decision.tier} ({who}{cost})"
