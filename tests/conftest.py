@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
+import httpx
 import pytest
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
@@ -40,6 +44,17 @@ class Client(LanguageClient):
         self.ready: list[dict[str, Any]] = []
         self.versions: dict[str, int] = {}
 
+        # lsprotocol reads any object with a "command" key as a Command, though a CodeAction
+        # may carry one too; tell them apart by the key's type, as the LSP spec does.
+        converter = self.protocol._converter
+
+        def command_or_action(obj: Any, _: type) -> Any:
+            kind = types.Command if isinstance(obj.get("command"), str) else types.CodeAction
+            return converter.structure(obj, kind)
+
+        union = Union[types.Command, types.CodeAction]  # noqa: UP007 (lsprotocol's key)
+        converter.register_structure_hook(union, command_or_action)
+
         @self.feature("nearline/status")
         def status(ls: Client, params: Any) -> None:
             ls.statuses.append(_plain(params))
@@ -57,7 +72,10 @@ class Client(LanguageClient):
             pass
 
     async def start(
-        self, env: dict[str, str], options: dict[str, Any] | None = None
+        self,
+        env: dict[str, str],
+        options: dict[str, Any] | None = None,
+        root: Path | None = None,
     ) -> types.InitializeResult:
         await self.start_io(sys.executable, "-m", "nearline", "serve", env=env)
         result = await self.initialize_async(
@@ -65,6 +83,7 @@ class Client(LanguageClient):
                 capabilities=types.ClientCapabilities(),
                 process_id=os.getpid(),
                 initialization_options=options,
+                root_uri=root.as_uri() if root else None,
             )
         )
         self.initialized(types.InitializedParams())
@@ -152,3 +171,53 @@ async def client(nearline_env: dict[str, str]) -> AsyncIterator[Client]:
 @pytest.fixture
 def sample_text() -> str:
     return (TEST_DATA / "sample.py").read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m llama_cpp.server`` (llama-cpp-python's OpenAI-compatible server) with the
+    default model on 127.0.0.1; yields its base URL (``.../v1``)."""
+    from nearline.catalog import default_model_path
+
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(default_model_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+    ]
+    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                pytest.fail(f"llama_cpp.server exited with {process.returncode}: {tail}")
+            try:
+                if httpx.get(f"{base_url}/models", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not answer /v1/models within 120 s")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        process.kill()
+        process.wait(timeout=30)

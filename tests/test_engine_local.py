@@ -98,7 +98,7 @@ def test_cancel_from_another_thread_stops_within_a_step(engine: LocalEngine) -> 
     assert elapsed < 2.0
 
 
-def test_time_budget_returns_partial_text(engine: LocalEngine) -> None:
+def test_time_budget_returns_partial_text_of_one_token_at_least(engine: LocalEngine) -> None:
     g = engine.generate(
         engine.tokenize(PROMPT),
         max_tokens=64,
@@ -106,7 +106,7 @@ def test_time_budget_returns_partial_text(engine: LocalEngine) -> None:
         deadline=time.perf_counter() - 1,
         cancel=threading.Event(),
     )
-    assert g.stop_reason is StopReason.BUDGET and g.tokens == ()
+    assert g.stop_reason is StopReason.BUDGET and len(g.tokens) == 1  # one token at least
 
 
 def test_forced_prefix_heals_the_indentation(engine: LocalEngine) -> None:

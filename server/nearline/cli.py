@@ -90,6 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     p_models.add_argument("name", nargs="?")
     _add_model_flags(p_models)
 
+    p_route = sub.add_parser("route", help="which tier and model would serve a request, and why")
+    p_route.add_argument("task", help="refactor, explain, tests, fix, ask, or a free-form request")
+    p_route.add_argument(
+        "--files",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="the files involved; the first holds the selection",
+    )
+    p_route.add_argument(
+        "--lines", metavar="START-END", help="the selection in the first file (1-based, inclusive)"
+    )
+
     p_doctor = sub.add_parser("doctor", help="check the install and say how to fix it")
     _add_model_flags(p_doctor)
 
@@ -104,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_complete(args)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "route":
+            return cmd_route(args)
         return cmd_doctor(args)
     except NearlineError as exc:
         print(f"nearline: {exc}", file=sys.stderr)
@@ -220,6 +235,55 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"* (custom) {active}" + ("" if active.exists() else "  (missing!)"))
     print("\n* active model. `nearline models pull NAME` downloads one.")
     return 0
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from nearline.config import TASKS
+    from nearline.escalation import Document, Escalator, Task
+    from nearline.router import model_of
+
+    files = [Path(f).resolve() for f in args.files]
+    docs = []
+    for path in files:
+        try:
+            docs.append(Document(path.as_uri(), str(path), path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise NearlineError(f"cannot read {path}: {exc}") from None
+    stack = ConfigStack(root=files[0].parent, flags=_overrides(args))
+    settings = stack.load()
+    root = stack.project_file.parent if stack.project_file else Path.cwd()
+    kind, instruction = (args.task, "") if args.task in TASKS else ("ask", args.task)
+    start, end = 0, max(0, docs[0].text.count("\n") - 1)
+    if args.lines:
+        try:
+            a, _, b = args.lines.partition("-")
+            start, end = int(a) - 1, int(b or a) - 1
+        except ValueError:
+            raise NearlineError(f"--lines expects START-END, got {args.lines!r}") from None
+    task = Task(
+        kind=kind,
+        uri=docs[0].uri,
+        start_line=start,
+        end_line=end,
+        instruction=instruction,
+        files=tuple(d.uri for d in docs[1:]),
+    )
+    decision = Escalator(settings, root, lambda: Path()).decide(task, docs)
+    chain = " → ".join(f"{p} ({model_of(p, settings)})" for p in decision.providers) or "(none)"
+    config = " + ".join(str(p) for p in stack.files() if p.exists()) or "built-in defaults"
+    print(f"task:      {kind}" + (f" ({instruction!r})" if instruction else ""))
+    print(
+        f"files:     {len(docs)}, selection {end - start + 1} lines, "
+        f"~{decision.est_tokens} prompt tokens"
+    )
+    print(f"tier:      {decision.tier}")
+    print(f"because:   {decision.reason}")
+    print(f"providers: {chain}")
+    cost = f"~${decision.est_cost_usd:.4f}" if decision.cloud else "free (this machine)"
+    print(f"estimate:  {cost} for ~{decision.est_output_tokens} output tokens")
+    print(f"verdict:   {'REFUSED: ' + decision.refused if decision.refused else 'ok'}")
+    print(f"config:    {config}")
+    return 2 if decision.refused else 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -206,6 +206,10 @@ class RoutingSettings:
     """First matching rule wins."""
     default_tier: str = "flagship"
 
+    def __post_init__(self) -> None:
+        # Tiers a config names are added to the built-in ones, not put in their place.
+        object.__setattr__(self, "tiers", {**_default_tiers(), **self.tiers})
+
 
 def _default_local_only() -> tuple[str, ...]:
     return (".env", "*.env", ".env.*", "secrets/**", "*.pem", "*.key", "id_rsa*", "*.p12")

@@ -12,6 +12,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from nearline import __version__
+from nearline.actions import COMMANDS
 from nearline.session import ACCEPTED, Session
 
 STATS = "nearline/stats"
@@ -87,6 +88,22 @@ def create_server(flags: Mapping[str, Any] | None = None) -> NearlineServer:
     ) -> types.CompletionList:
         return await ls.session.completion(params)
 
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(
+            code_action_kinds=[
+                types.CodeActionKind.RefactorRewrite,
+                types.CodeActionKind.QuickFix,
+                types.CodeActionKind.Source,
+            ]
+        ),
+    )
+    def code_action(ls: NearlineServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+        return ls.session.actions.code_actions(params)
+
+    for name in COMMANDS:
+        _register_command(server, name)
+
     @server.command(ACCEPTED)
     def accepted(ls: NearlineServer, arguments: Any) -> None:
         ls.session.accepted(arguments)
@@ -96,3 +113,9 @@ def create_server(flags: Mapping[str, Any] | None = None) -> NearlineServer:
         return ls.session.stats()
 
     return server
+
+
+def _register_command(server: NearlineServer, name: str) -> None:
+    @server.command(name)
+    async def run(ls: NearlineServer, arguments: Any) -> dict[str, Any]:
+        return await ls.session.actions.execute(name, arguments)

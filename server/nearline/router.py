@@ -72,6 +72,8 @@ class Decision:
     """Whether the first provider is off this machine."""
     refused: str | None = None
     """Why the request cannot be served; None when it can."""
+    private: bool = False
+    """Refused because the content must stay on this machine."""
 
     @property
     def provider(self) -> str | None:
@@ -153,7 +155,7 @@ def route_for(req: RouteRequest, settings: Settings, *, private: str | None = No
             tier, chain = local_tier, (LOCAL_PROVIDER,)
             reason = f"privacy: kept local ({private})"
         else:
-            refused = f"{private}; it is not sent to the cloud"
+            refused = private
     if not chain and refused is None:
         refused = (
             f"tier '{tier}' has no providers; add one under [providers] and list it in "
@@ -174,6 +176,7 @@ def route_for(req: RouteRequest, settings: Settings, *, private: str | None = No
         est_cost_usd=cost,
         cloud=bool(chain) and chain[0] != LOCAL_PROVIDER,
         refused=refused,
+        private=refused is not None and refused == private,
     )
 
 

@@ -14,7 +14,9 @@ from pygls import uris
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
+from nearline.actions import Actions
 from nearline.completion import CompletionResult, CompletionService, build_service
+from nearline.config import merge
 from nearline.documents import DocumentView, split_lines, to_client_units
 from nearline.errors import (
     DocumentError,
@@ -67,6 +69,7 @@ class Session:
         self._idle: dict[str, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.TimerHandle | None = None
+        self.actions = Actions(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def initialize(self, params: types.InitializeParams) -> None:
@@ -93,7 +96,8 @@ class Session:
                 key=f"config:{source}",
             )
             return
-        self.stack.editor = dict(options)
+        # Clients often send only what changed: it goes over what they sent before.
+        self.stack.editor = merge(self.stack.editor, options)
 
     def _reload(self) -> bool:
         """Read the settings layers again; a broken one is reported once and the last good
@@ -215,6 +219,36 @@ class Session:
             self.service = None
 
     # -- messages ----------------------------------------------------------------------------
+    def show(self, text: str, kind: types.MessageType) -> None:
+        """``window/showMessage`` every time (answers and outcomes of requests)."""
+        log.info("%s", text.splitlines()[0] if text else text)
+        try:
+            self.server.window_show_message(types.ShowMessageParams(type=kind, message=text))
+        except Exception:  # no client attached (tests, shutdown)
+            log.debug("could not send showMessage", exc_info=True)
+
+    def escalation_status(self, outcome: Any) -> None:
+        r = outcome.result
+        self._notify(
+            STATUS,
+            {
+                "state": "ready",
+                "tier": outcome.decision.tier,
+                "model": r.model,
+                "provider": r.provider,
+                "source": outcome.decision.task,
+                "latency_ms": round(r.latency_ms, 1),
+                "spend_today_usd": 0.0,
+                "message": "",
+                "usage": {
+                    "input_tokens": r.usage.input_tokens,
+                    "cache_read_tokens": r.usage.cache_read_tokens,
+                    "cache_write_tokens": r.usage.cache_write_tokens,
+                    "output_tokens": r.usage.output_tokens,
+                },
+            },
+        )
+
     def message(self, text: str, kind: types.MessageType, *, key: str) -> None:
         """``window/showMessage`` once per ``key`` for this connection."""
         if key in self._shown_messages:
@@ -289,6 +323,9 @@ class Session:
 
     def _request_id(self) -> Any:
         return getattr(self.server.protocol, "msg_id", None)
+
+    def encoding(self) -> str:
+        return self._encoding()
 
     def _encoding(self) -> str:
         encoding = self.server.workspace.position_encoding

@@ -17,7 +17,7 @@ class StopReason(enum.Enum):
     LENGTH = "length"
     """``max_tokens`` generated."""
     BUDGET = "budget"
-    """The time budget ran out; the text is what was generated so far."""
+    """The time budget ran out; the text is what was generated so far (one token at least)."""
     CANCELLED = "cancelled"
 
 

@@ -226,7 +226,8 @@ class LocalEngine:
             if cancel.is_set():
                 reason = StopReason.CANCELLED
                 break
-            if deadline is not None and time.perf_counter() >= deadline:
+            if deadline is not None and out and time.perf_counter() >= deadline:
+                # At least one token: a client that never asks again still sees a start.
                 reason = StopReason.BUDGET
                 break
             logits = np.ctypeslib.as_array(

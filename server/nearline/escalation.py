@@ -1,0 +1,240 @@
+"""Escalated requests (refactor, explain, write tests, fix, ask): route, check privacy, ask the
+chosen tier's providers in order, and turn a diff answer into checked edits.
+
+Nothing here touches the editor: ``session`` sends the edit and the messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nearline import edits, privacy
+from nearline.config import LOCAL_PROVIDER, ProviderSettings, Settings
+from nearline.documents import split_lines
+from nearline.engines.cloud import ChatEngine, ChatRequest, ChatResult, make_engine
+from nearline.engines.cloud import ProviderSettings as EngineSettings
+from nearline.engines.local_chat import LocalChatEngine
+from nearline.engines.reliability import CircuitBreaker, ProviderChain
+from nearline.errors import DiffError, PrivacyError, RoutingError
+from nearline.prompts import (
+    CHANGE_TASKS,
+    Selection,
+    SourceFile,
+    build_messages,
+    project_cache_key,
+)
+from nearline.router import Decision, RouteRequest, estimate_tokens, language_of, route_for
+
+log = logging.getLogger(__name__)
+
+TASK_LABELS = {
+    "refactor": "refactor",
+    "explain": "explain",
+    "tests": "write tests",
+    "fix": "fix",
+    "ask": "ask",
+}
+DEFAULT_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+MAX_ANSWER_TOKENS = 4096
+LOCAL_ANSWER_TOKENS = 512
+"""The embedded model is small: longer answers only ramble, slowly."""
+
+
+@dataclass(frozen=True)
+class Document:
+    uri: str
+    path: str
+    """File-system path."""
+    text: str
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str
+    uri: str
+    start_line: int = 0
+    end_line: int = 0
+    """Inclusive: the selection's (or the cursor's) lines."""
+    instruction: str = ""
+    files: tuple[str, ...] = ()
+    """URIs or paths of other files the request involves."""
+    diagnostic: str = ""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    uri: str
+    path: str
+    old_text: str | None
+    """None for a file the answer creates."""
+    new_text: str
+    version: int | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: Decision
+    result: ChatResult
+    text: str
+    changes: tuple[FileChange, ...] = field(default_factory=tuple)
+
+
+def relative(path: str, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return Path(path).resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return Path(path).as_posix()
+
+
+def engine_settings(name: str, p: ProviderSettings) -> EngineSettings:
+    return EngineSettings(
+        name=name,
+        kind=p.kind,
+        base_url=p.base_url or DEFAULT_URLS.get(p.kind, ""),
+        model=p.model,
+        api_key_env=p.api_key_env,
+        connect_timeout_s=p.connect_timeout_s,
+        read_timeout_s=p.read_timeout_s,
+        max_retries=p.max_retries,
+        extra_body=dict(p.extra_body),
+    )
+
+
+class Escalator:
+    def __init__(
+        self, settings: Settings, root: Path | None, local_model: Callable[[], Path]
+    ) -> None:
+        self.settings = settings
+        self.root = root
+        self._local_model = local_model
+        self._local: LocalChatEngine | None = None
+        self.breaker = CircuitBreaker()
+
+    # -- deciding ----------------------------------------------------------------------------
+    def _sources(self, task: Task, docs: Sequence[Document]) -> tuple[list[SourceFile], Selection]:
+        main = docs[0]
+        lines = split_lines(main.text)
+        end = min(max(task.end_line, task.start_line), max(len(lines) - 1, 0))
+        sel = Selection(
+            relative(main.path, self.root),
+            task.start_line,
+            end,
+            "".join(lines[task.start_line : end + 1]),
+        )
+        files = [SourceFile(relative(d.path, self.root), d.text) for d in docs]
+        return files, sel
+
+    def decide(self, task: Task, docs: Sequence[Document]) -> Decision:
+        """Routing and privacy for ``task``; no network."""
+        files, sel = self._sources(task, docs)
+        texts = [f.text for f in files] + [task.instruction, task.diagnostic]
+        request = RouteRequest(
+            task=task.kind,
+            files=tuple(f.path for f in files),
+            selection_lines=sel.end_line - sel.start_line + 1,
+            est_tokens=estimate_tokens(texts),
+            language=language_of(docs[0].path),
+        )
+        findings = privacy.check(
+            {d.path: d.text for d in docs},
+            self.settings.privacy.local_only,
+            scan=self.settings.privacy.scan_secrets,
+            root=str(self.root) if self.root else None,
+        )
+        private = privacy.refuse_message(findings) if findings else None
+        return route_for(request, self.settings, private=private)
+
+    # -- running -----------------------------------------------------------------------------
+    def _engine(self, name: str) -> ChatEngine:
+        if name == LOCAL_PROVIDER:
+            if self._local is None:
+                self._local = LocalChatEngine(self._local_model(), self.settings.model)
+            return self._local
+        return make_engine(engine_settings(name, self.settings.providers[name]))
+
+    async def run(
+        self, task: Task, docs: Sequence[Document], on_text: Callable[[str], None] | None = None
+    ) -> Outcome:
+        """Ask the decided providers; ``RoutingError``/``PrivacyError`` before any network,
+        ``ProviderError`` when every provider failed, ``DiffError`` when the answer's diff does
+        not apply. Nothing is changed in any of these cases."""
+        decision = self.decide(task, docs)
+        if decision.refused:
+            error = PrivacyError if decision.private else RoutingError
+            raise error(decision.refused)
+        files, sel = self._sources(task, docs)
+        messages = build_messages(task.kind, files, sel, task.instruction, task.diagnostic)
+        local = decision.providers == (LOCAL_PROVIDER,)
+        request = ChatRequest(
+            messages=messages,
+            max_tokens=LOCAL_ANSWER_TOKENS if local else MAX_ANSWER_TOKENS,
+            cache_key=project_cache_key(str(self.root or docs[0].path)),
+        )
+        engines = [self._engine(name) for name in decision.providers]
+        try:
+            result = await ProviderChain(engines, self.breaker).chat(request, on_text)
+        finally:
+            for engine in engines:
+                if engine is not self._local:
+                    await engine.aclose()
+        log.info(
+            "%s answered by %s (%s) in %.0f ms",
+            task.kind,
+            result.provider,
+            result.model,
+            result.latency_ms,
+        )
+        wants_change = task.kind in CHANGE_TASKS or (
+            task.kind == "ask" and ("\n--- " in result.text or "```diff" in result.text)
+        )
+        if not wants_change:
+            return Outcome(decision, result, result.text)
+        return Outcome(decision, result, result.text, self.plan_changes(result.text, docs))
+
+    def plan_changes(self, answer: str, docs: Sequence[Document]) -> tuple[FileChange, ...]:
+        """Every file the answer's diff touches, checked against its current text; all or
+        nothing (``DiffError`` names the file, the hunk and why)."""
+        patches = edits.parse_diff(edits.extract_diff(answer))
+        by_path: Mapping[str, Document] = {d.path: d for d in docs}
+        changes: list[FileChange] = []
+        for patch in patches:
+            target = patch.new_path or patch.old_path or ""
+            doc = None
+            if patch.old_path is not None:
+                found = edits.match_path(patch, by_path)
+                doc = by_path[found] if found else self._read(patch.old_path)
+                if doc is None:
+                    raise DiffError(
+                        f"the answer changes {patch.old_path}, which is not part "
+                        "of this request and not in the project"
+                    )
+            if doc is None:  # a new file
+                path = str((self.root or Path(docs[0].path).parent) / target)
+                new = edits.apply_edits("", edits.plan_file("", patch))
+                changes.append(FileChange(Path(path).as_uri(), path, None, new, None))
+                continue
+            planned = edits.plan_file(doc.text, patch)
+            changes.append(
+                FileChange(
+                    doc.uri, doc.path, doc.text, edits.apply_edits(doc.text, planned), doc.version
+                )
+            )
+        return tuple(changes)
+
+    def _read(self, rel: str) -> Document | None:
+        if self.root is None:
+            return None
+        path = (self.root / rel).resolve()
+        if not path.is_file() or self.root.resolve() not in path.parents:
+            return None
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return Document(path.as_uri(), str(path), text)
