@@ -165,6 +165,9 @@ async def test_refactor_code_action_applies_the_diff_from_a_real_server(
         assert (
             status and status[-1]["model"] == "smollm2" and "output_tokens" in status[-1]["usage"]
         )
+        [record] = (await client.stats())["escalations"]
+        assert record["task"] == "refactor" and record["provider"] == "server"
+        assert {"input_tokens", "cache_read_tokens", "cache_write_tokens"} <= set(record)
     finally:
         await client.finish()
 

@@ -4,6 +4,7 @@ Turns LSP parameters into service calls and results into LSP types; ``lsp`` only
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -70,6 +71,8 @@ class Session:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.TimerHandle | None = None
         self.actions = Actions(self)
+        self.escalations: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
+        """Usage of each escalated request, cached tokens apart (for the ledger)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def initialize(self, params: types.InitializeParams) -> None:
@@ -229,6 +232,20 @@ class Session:
 
     def escalation_status(self, outcome: Any) -> None:
         r = outcome.result
+        self.escalations.append(
+            {
+                "task": outcome.decision.task,
+                "tier": outcome.decision.tier,
+                "provider": r.provider,
+                "model": r.model,
+                "latency_ms": round(r.latency_ms, 1),
+                "attempts": r.attempts,
+                "input_tokens": r.usage.input_tokens,
+                "cache_read_tokens": r.usage.cache_read_tokens,
+                "cache_write_tokens": r.usage.cache_write_tokens,
+                "output_tokens": r.usage.output_tokens,
+            }
+        )
         self._notify(
             STATUS,
             {
@@ -430,7 +447,7 @@ class Session:
 
     def stats(self) -> dict[str, Any]:
         service = self.service
-        data: dict[str, Any] = {"loaded": False}
+        data: dict[str, Any] = {"loaded": False, "escalations": list(self.escalations)}
         if service is not None:
             data.update(service.stats.as_dict())
             engine = service.engine
