@@ -150,6 +150,8 @@ async def run_replay(args: argparse.Namespace, env: dict[str, str]) -> dict[str,
     rng = random.Random(args.seed)
 
     client = LanguageClient("bench", "0")
+    for method in ("nearline/status", "nearline/completionReady", types.WINDOW_LOG_MESSAGE):
+        client.feature(method)(lambda *_args: None)
     await client.start_io(sys.executable, "-m", "nearline", "serve", env=env)
     options = {"completion": {"time_budget_ms": args.budget_ms}} if args.budget_ms else None
     await client.initialize_async(

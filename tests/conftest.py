@@ -19,6 +19,13 @@ from pygls.lsp.client import LanguageClient
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = Path(__file__).resolve().parent / "test_data"
 
+# The sample most end-to-end tests type into: its last line, "    return fibonacci(n - 1) + ",
+# reliably gets a suggestion from the default model.
+DEMO = (TEST_DATA / "demo.py").read_text()
+URI = "file:///work/demo.py"
+LAST = DEMO.count("\n") - 1
+END = len(DEMO.splitlines()[LAST])
+
 
 @pytest.fixture
 def nearline_env(tmp_path: Path) -> dict[str, str]:
@@ -57,11 +64,11 @@ class Client(LanguageClient):
 
         @self.feature("nearline/status")
         def status(ls: Client, params: Any) -> None:
-            ls.statuses.append(_plain(params))
+            ls.statuses.append(plain(params))
 
         @self.feature("nearline/completionReady")
         def completion_ready(ls: Client, params: Any) -> None:
-            ls.ready.append(_plain(params))
+            ls.ready.append(plain(params))
 
         @self.feature(types.WINDOW_SHOW_MESSAGE)
         def show_message(ls: Client, params: types.ShowMessageParams) -> None:
@@ -144,17 +151,17 @@ class Client(LanguageClient):
 
     async def stats(self) -> dict[str, Any]:
         result = await self.protocol.send_request_async("nearline/stats", None)
-        return _plain(result)
+        return plain(result)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """pygls hands untyped results back as namedtuple-like objects; make them dicts."""
     if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
+        return {k: plain(v) for k, v in value._asdict().items()}
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 

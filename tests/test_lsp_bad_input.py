@@ -9,13 +9,8 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from conftest import TEST_DATA, Client
+from conftest import DEMO, END, LAST, URI, Client
 from rawlsp import RawLsp
-
-DEMO = (TEST_DATA / "demo.py").read_text()
-URI = "file:///work/demo.py"
-LAST = DEMO.count("\n") - 1
-END = len(DEMO.splitlines()[LAST])
 
 
 async def still_serves(client: Client) -> None:

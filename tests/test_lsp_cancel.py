@@ -7,12 +7,7 @@ import asyncio
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from conftest import TEST_DATA, Client
-
-DEMO = (TEST_DATA / "demo.py").read_text()
-URI = "file:///work/demo.py"
-LAST = DEMO.count("\n") - 1
-END = len(DEMO.splitlines()[LAST])
+from conftest import DEMO, END, LAST, URI, Client
 
 
 async def test_cancel_storm_answers_the_last_request(nearline_env: dict[str, str]) -> None:

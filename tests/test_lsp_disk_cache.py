@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import TEST_DATA, Client
+from conftest import DEMO, END, LAST, URI, Client
 
-DEMO = (TEST_DATA / "demo.py").read_text()
-URI = "file:///work/demo.py"
-LAST = DEMO.count("\n") - 1
-END = len(DEMO.splitlines()[LAST])
 FULL = {"completion": {"time_budget_ms": 5000, "warmup": False}}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from conftest import Client, free_port
+from conftest import Client, free_port, plain
 
 CALC = "def f(a, b):\n    return a+b\n\n\nprint(f(1, 2))\n"
 DIFF = (
@@ -134,15 +134,7 @@ async def run(client: Client, action: types.CodeAction) -> dict[str, Any]:
             command=action.command.command, arguments=action.command.arguments
         )
     )
-    return _plain(result)
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    return plain(result)
 
 
 async def test_refactor_code_action_applies_the_diff_from_a_real_server(

@@ -6,13 +6,9 @@ import asyncio
 
 from lsprotocol import types
 
-from conftest import TEST_DATA, Client
+from conftest import DEMO, END, LAST, URI, Client
 
 FULL = {"completion": {"time_budget_ms": 5000}}
-DEMO = (TEST_DATA / "demo.py").read_text()
-URI = "file:///work/demo.py"
-LAST = DEMO.count("\n") - 1  # the line "    return fibonacci(n - 1) + "
-END = len(DEMO.splitlines()[LAST])
 
 
 async def test_capabilities_advertise_inline_completion_and_incremental_sync(

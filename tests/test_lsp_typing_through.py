@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import TEST_DATA, Client
-
-DEMO = (TEST_DATA / "demo.py").read_text()
-URI = "file:///work/demo.py"
-LAST = DEMO.count("\n") - 1
-END = len(DEMO.splitlines()[LAST])
+from conftest import DEMO, END, LAST, URI, Client
 
 
 async def test_typing_through_answers_without_a_model_call(nearline_env: dict[str, str]) -> None:

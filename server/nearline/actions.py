@@ -104,8 +104,8 @@ class Actions:
     # -- code actions ------------------------------------------------------------------------
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
         uri = params.text_document.uri
-        if uri not in self.session.server.workspace.text_documents:
-            return []
+        if uri not in self.session.server.workspace.text_documents or not uri.startswith("file:"):
+            return []  # untitled buffers: nothing the escalation could read back or patch
         rng = params.range
         base: dict[str, Any] = {
             "uri": uri,
