@@ -45,6 +45,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             model[key] = value
     out: dict[str, Any] = {"model": model} if model else {}
+    if getattr(args, "log_level", None):
+        out["log_level"] = args.log_level.upper()
     if getattr(args, "time_budget_ms", None) is not None:
         out["completion"] = {"time_budget_ms": args.time_budget_ms}
     return out
