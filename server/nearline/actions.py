@@ -115,6 +115,8 @@ class Actions:
             },
         }
         diagnostics = params.context.diagnostics or []
+        # Every action involves the same document: scan it for secrets once, not per action.
+        private = self.escalator.privacy_verdict([self.document(uri)])
         actions = []
         for kind, action_kind in ACTION_KINDS.items():
             args = dict(base)
@@ -124,7 +126,7 @@ class Actions:
                 args["diagnostic"] = diagnostics[0].message
             task, docs = self._task(kind, args)
             try:
-                decision = self.escalator.decide(task, docs)
+                decision = self.escalator.decide(task, docs, private=private)
             except NearlineError as exc:
                 log.info("no %s action: %s", kind, exc)
                 continue

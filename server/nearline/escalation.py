@@ -130,8 +130,21 @@ class Escalator:
         files = [SourceFile(relative(d.path, self.root), d.text) for d in docs]
         return files, sel
 
-    def decide(self, task: Task, docs: Sequence[Document]) -> Decision:
-        """Routing and privacy for ``task``; no network."""
+    def privacy_verdict(self, docs: Sequence[Document]) -> str | None:
+        """Why these documents must stay on this machine, or None."""
+        findings = privacy.check(
+            {d.path: d.text for d in docs},
+            self.settings.privacy.local_only,
+            scan=self.settings.privacy.scan_secrets,
+            root=str(self.root) if self.root else None,
+        )
+        return privacy.refuse_message(findings) if findings else None
+
+    def decide(
+        self, task: Task, docs: Sequence[Document], *, private: str | None | bool = True
+    ) -> Decision:
+        """Routing and privacy for ``task``; no network. ``private`` is a verdict from
+        ``privacy_verdict`` already made for ``docs``, or True to make it here."""
         files, sel = self._sources(task, docs)
         texts = [f.text for f in files] + [task.instruction, task.diagnostic]
         request = RouteRequest(
@@ -141,14 +154,8 @@ class Escalator:
             est_tokens=estimate_tokens(texts),
             language=language_of(docs[0].path),
         )
-        findings = privacy.check(
-            {d.path: d.text for d in docs},
-            self.settings.privacy.local_only,
-            scan=self.settings.privacy.scan_secrets,
-            root=str(self.root) if self.root else None,
-        )
-        private = privacy.refuse_message(findings) if findings else None
-        return route_for(request, self.settings, private=private)
+        verdict = self.privacy_verdict(docs) if private is True else private
+        return route_for(request, self.settings, private=verdict or None)
 
     # -- running -----------------------------------------------------------------------------
     def _engine(self, name: str) -> ChatEngine:
