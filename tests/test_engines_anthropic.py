@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from nearline.engines.cloud import ChatMessage, ChatRequest, ProviderSettings, Usage
-from nearline.errors import ProviderError
-from test_engines_reliability import (
+from cloud_fakes import (
     REQUEST,
     FakeSleep,
     Reply,
@@ -23,6 +21,8 @@ from test_engines_reliability import (
     settings,
     transcript,
 )
+from nearline.engines.cloud import ChatMessage, ChatRequest, ProviderSettings, Usage
+from nearline.errors import ProviderError
 
 __all__ = ["close_engines", "server", "servers"]  # fixtures shared with the reliability tests
 

@@ -8,17 +8,7 @@ import logging
 
 import pytest
 
-from nearline import __version__
-from nearline.engines.cloud import (
-    ChatMessage,
-    ChatRequest,
-    CircuitBreaker,
-    ProviderChain,
-    ProviderSettings,
-    Usage,
-)
-from nearline.errors import ProviderError
-from test_engines_reliability import (
+from cloud_fakes import (
     REQUEST,
     FakeSleep,
     Reply,
@@ -33,6 +23,16 @@ from test_engines_reliability import (
     sse,
     transcript,
 )
+from nearline import __version__
+from nearline.engines.cloud import (
+    ChatMessage,
+    ChatRequest,
+    CircuitBreaker,
+    ProviderChain,
+    ProviderSettings,
+    Usage,
+)
+from nearline.errors import ProviderError
 
 __all__ = ["close_engines", "server", "servers"]  # fixtures shared with the reliability tests
 
