@@ -27,6 +27,21 @@ LAST = DEMO.count("\n") - 1
 END = len(DEMO.splitlines()[LAST])
 
 
+@pytest.fixture(autouse=True)
+def _isolated_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process code (the CLI's ``main``, sessions) never touches the user's real files."""
+    home = tmp_path_factory.mktemp("nearline-home")
+    for name, sub in (
+        ("NEARLINE_DATA_DIR", "data"),
+        ("NEARLINE_CACHE_DIR", "cache"),
+        ("NEARLINE_CONFIG", "config.toml"),
+    ):
+        monkeypatch.setenv(name, str(home / sub))
+    monkeypatch.delenv("NEARLINE_LEDGER", raising=False)
+
+
 @pytest.fixture
 def nearline_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a server or CLI run that touches only ``tmp_path``."""

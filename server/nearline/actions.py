@@ -3,8 +3,11 @@ answer (one ``workspace/applyEdit``, or the explanation shown as a document)."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import hashlib
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +16,9 @@ from lsprotocol import types
 from pygls import uris
 from pygls.exceptions import JsonRpcInvalidParams
 
+from nearline.budget import spike
 from nearline.completion import resolve_model_path
+from nearline.config import LOCAL_PROVIDER
 from nearline.documents import split_lines, to_client_units
 from nearline.errors import (
     DiffError,
@@ -24,8 +29,10 @@ from nearline.errors import (
     RoutingError,
 )
 from nearline.escalation import TASK_LABELS, Document, Escalator, FileChange, Outcome, Task
+from nearline.ledger import Entry, LedgerError, Spending, day_of
 from nearline.paths import cache_dir
-from nearline.router import model_of, title_for
+from nearline.prices import Tokens
+from nearline.router import language_of, model_of, title_for
 
 if TYPE_CHECKING:
     from nearline.session import Session
@@ -60,11 +67,25 @@ class Actions:
         settings = self.session.settings
         if self._escalator is None:
             self._escalator = Escalator(
-                settings, self.session.stack.root, lambda: resolve_model_path(self.session.settings)
+                settings,
+                self.session.stack.root,
+                lambda: resolve_model_path(self.session.settings),
+                self._spending,
             )
         self._escalator.settings = settings
         self._escalator.root = self.session.stack.root
         return self._escalator
+
+    def _spending(self) -> Spending | None:
+        ledger = self.session.ledger
+        if ledger is None:
+            return None
+        try:
+            return ledger.spending(self.session.project()[0])
+        except LedgerError as exc:
+            text = f"nearline: {exc}; budgets cannot be checked"
+            self.session.message(text, types.MessageType.Warning, key="budget")
+            return None
 
     # -- documents ---------------------------------------------------------------------------
     def document(self, uri_or_path: str) -> Document:
@@ -115,8 +136,10 @@ class Actions:
             },
         }
         diagnostics = params.context.diagnostics or []
-        # Every action involves the same document: scan it for secrets once, not per action.
+        # Every action involves the same document: scan it for secrets and read the spending
+        # once, not per action.
         private = self.escalator.privacy_verdict([self.document(uri)])
+        spending = self.escalator.current_spending()
         actions = []
         for kind, action_kind in ACTION_KINDS.items():
             args = dict(base)
@@ -126,7 +149,7 @@ class Actions:
                 args["diagnostic"] = diagnostics[0].message
             task, docs = self._task(kind, args)
             try:
-                decision = self.escalator.decide(task, docs, private=private)
+                decision = self.escalator.decide(task, docs, private=private, spending=spending)
             except NearlineError as exc:
                 log.info("no %s action: %s", kind, exc)
                 continue
@@ -150,25 +173,116 @@ class Actions:
         if kind == "ask" and not args.get("instruction"):
             raise JsonRpcInvalidParams("nearline.ask: the instruction is missing")
         task, docs = self._task(kind, args)
+        t0 = time.perf_counter()
         try:
             outcome = await self.escalator.run(task, docs)
         except (RoutingError, PrivacyError) as exc:
+            self._record_failure(task, docs, t0, "error")
             return self._fail(f"nearline: {TASK_LABELS[kind]} not sent: {exc}", warning=True)
         except OfflineError as exc:
+            self._record_failure(task, docs, t0, "error")
             return self._fail(
                 f"nearline: offline, {TASK_LABELS[kind]} needs the network "
                 f"({exc}); autocomplete keeps working locally"
             )
         except ProviderError as exc:
+            self._record_failure(task, docs, t0, "error")
             return self._fail(f"nearline: {TASK_LABELS[kind]} failed: {exc}; nothing changed")
         except DiffError as exc:
+            # The answer was paid for even though it does not apply.
+            self._record_failure(task, docs, t0, "error", getattr(exc, "outcome", None))
             return self._fail(
                 f"nearline: the proposed change does not apply: {exc}; nothing changed"
             )
-        self.session.escalation_status(outcome)
+        except asyncio.CancelledError:
+            self._record_failure(task, docs, t0, "cancelled")
+            raise
+        entry = self._record(task, docs, outcome, "ok")
+        self.session.escalation_status(outcome, entry)
+        await self._alerts(outcome)
         if outcome.changes:
             return await self._apply(kind, outcome)
         return await self._show_answer(kind, outcome)
+
+    # -- accounting --------------------------------------------------------------------------
+    def _record(self, task: Task, docs: list[Document], outcome: Outcome, status: str) -> Entry:
+        r = outcome.result
+        tokens = Tokens(
+            input=r.usage.input_tokens,
+            cache_read=r.usage.cache_read_tokens,
+            cache_write=r.usage.cache_write_tokens,
+            output=r.usage.output_tokens,
+        )
+        root, name = self.session.project()
+        entry = Entry(
+            task=task.kind,
+            outcome=status,
+            tier=outcome.decision.tier,
+            provider=r.provider,
+            model=r.model,
+            tokens=tokens,
+            latency_ms=r.latency_ms,
+            cost_usd=self.session.escalation_cost(r.provider, tokens),
+            project_root=root,
+            project=name,
+            language=language_of(docs[0].path),
+            cloud=r.provider != LOCAL_PROVIDER,
+        )
+        self.session.record(entry)
+        return entry
+
+    def _record_failure(
+        self,
+        task: Task,
+        docs: list[Document],
+        t0: float,
+        status: str,
+        outcome: Outcome | None = None,
+    ) -> None:
+        if outcome is not None:
+            self._record(task, docs, outcome, status)
+            return
+        root, name = self.session.project()
+        self.session.record(
+            Entry(
+                task=task.kind,
+                outcome=status,
+                tier="",
+                provider="",
+                latency_ms=(time.perf_counter() - t0) * 1000,
+                project_root=root,
+                project=name,
+                language=language_of(docs[0].path),
+            )
+        )
+
+    async def _alerts(self, outcome: Outcome) -> None:
+        """Budget warnings past the soft threshold, and a spending spike: each once."""
+        ledger = self.session.ledger
+        if ledger is None:
+            return
+        alerts = self.session.settings.alerts
+
+        def check() -> list[str]:
+            shown = [m for key, m in outcome.decision.warnings if ledger.notice_once(key)]
+            today = day_of(time.time())
+            since = (dt.date.fromisoformat(today) - dt.timedelta(days=7)).isoformat()
+            try:
+                root = self.session.project()[0]
+                for scope, daily in (
+                    ("project", ledger.daily(since, today, root)),
+                    ("user", ledger.daily(since, today)),
+                ):
+                    found = spike(today, daily, alerts)
+                    if found is not None and ledger.notice_once(f"spike:{scope}:{today}"):
+                        whose = "this project's" if scope == "project" else "your"
+                        shown.append(f"nearline: unusual spending: {whose} {found.describe()}")
+            except LedgerError as exc:
+                log.warning("cannot check for a spending spike: %s", exc)
+            return shown
+
+        for text in await asyncio.to_thread(check):
+            self.session.show(text, types.MessageType.Warning)
 
     def _fail(self, text: str, *, warning: bool = False) -> dict[str, Any]:
         kind = types.MessageType.Warning if warning else types.MessageType.Error

@@ -108,6 +108,27 @@ def main(argv: list[str] | None = None) -> int:
     p_doctor = sub.add_parser("doctor", help="check the install and say how to fix it")
     _add_model_flags(p_doctor)
 
+    p_usage = sub.add_parser("usage", help="tokens and cost per day, week, month, model, ...")
+    period = p_usage.add_mutually_exclusive_group()
+    period.add_argument("--daily", dest="period", action="store_const", const="day")
+    period.add_argument("--weekly", dest="period", action="store_const", const="week")
+    period.add_argument("--monthly", dest="period", action="store_const", const="month")
+    p_usage.add_argument(
+        "--by", choices=["model", "tier", "project", "task"], help="group by this instead"
+    )
+    p_usage.add_argument("--since", metavar="YYYY-MM-DD", help="first day (default: 30 days ago)")
+    p_usage.add_argument("--until", metavar="YYYY-MM-DD", help="last day (default: today)")
+    p_usage.add_argument("--project", metavar="NAME|PATH", help="only this project")
+    out = p_usage.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON")
+    out.add_argument("--csv", action="store_true", help="print CSV")
+    out.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    p_usage.set_defaults(period="day")
+
+    p_prices = sub.add_parser("prices", help="the price table; `prices import FILE` (LiteLLM)")
+    p_prices.add_argument("action", nargs="?", choices=["list", "import"], default="list")
+    p_prices.add_argument("file", nargs="?", help="model_prices_and_context_window.json")
+
     args = parser.parse_args(argv)
     _setup_logging(
         args.log_level or ("INFO" if args.command == "serve" else "WARNING"), args.log_file
@@ -121,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if args.command == "route":
             return cmd_route(args)
+        if args.command == "usage":
+            return cmd_usage(args)
+        if args.command == "prices":
+            return cmd_prices(args)
         return cmd_doctor(args)
     except NearlineError as exc:
         print(f"nearline: {exc}", file=sys.stderr)
@@ -180,6 +205,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
         result = asyncio.run(service.complete(view, line, column, encoding="utf-32"))
     finally:
         service.close()
+    _record_completion(path, settings, result)
     info = {
         "suggestion": result.text,
         "model": result.model_id,
@@ -200,6 +226,38 @@ def cmd_complete(args: argparse.Namespace) -> int:
     print(f"cache:   {info['cache']} ({result.source})")
     print(f"latency: {info['latency_ms']} ms (model load {info['load_ms']} ms)")
     return 0
+
+
+def _record_completion(path: Path, settings: Settings, result: Any) -> None:
+    """The request goes into the usage ledger like the editor's."""
+    from nearline.layers import find_project_file
+    from nearline.ledger import COMPLETION, Entry, Ledger
+    from nearline.prices import Tokens
+    from nearline.router import language_of
+
+    project_file = find_project_file(path.resolve().parent)
+    root = project_file.parent if project_file else Path.cwd()
+    g = result.generation
+    tokens = (
+        Tokens(input=g.evaluated_tokens, cache_read=g.reused_tokens, output=len(g.tokens))
+        if g is not None
+        else Tokens()
+    )
+    ledger = Ledger(on_error=lambda text: print(f"nearline: {text}", file=sys.stderr))
+    ledger.record(
+        Entry(
+            task=COMPLETION,
+            outcome="served-from-cache" if result.source == "cache" else "ok",
+            model=result.model_id,
+            tokens=tokens,
+            latency_ms=result.latency_ms,
+            project_root=str(root),
+            project=settings.usage.project_name or root.name,
+            language=language_of(str(path)),
+            client="complete",
+        )
+    )
+    ledger.close()
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -299,3 +357,34 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"       fix: {check.fix}")
         ok = ok and (check.ok or check.warning)
     return 0 if ok else 1
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    from nearline import usage
+
+    return usage.run(args, _settings(args))
+
+
+def cmd_prices(args: argparse.Namespace) -> int:
+    from nearline import prices
+
+    if args.action == "import":
+        if not args.file:
+            raise NearlineError("usage: nearline prices import FILE")
+        count = prices.import_litellm(Path(args.file))
+        print(f"imported prices of {count} models into {prices.imported_path()}")
+        return 0
+    table = prices.table_for(_settings(args))
+    per_m = 1_000_000
+    print(f"{'MODEL':34} {'INPUT':>8} {'OUTPUT':>8} {'CACHE R':>8} {'CACHE W':>8}  USD/1M tokens")
+    for name, p in sorted(table.prices.items()):
+        read = p.cache_read_input_token_cost
+        write = p.cache_creation_input_token_cost
+        print(
+            f"{name[:34]:34} {p.input_cost_per_token * per_m:8.3f} "
+            f"{p.output_cost_per_token * per_m:8.3f} "
+            f"{'-' if read is None else f'{read * per_m:.3f}':>8} "
+            f"{'-' if write is None else f'{write * per_m:.3f}':>8}"
+        )
+    print(f"\nbundled: {prices.bundled_path()}; imported: {prices.imported_path()}")
+    return 0

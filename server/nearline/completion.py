@@ -44,6 +44,8 @@ class CompletionResult:
     character: int
     """Cursor position in code points."""
     generation: Generation | None = None
+    uid: str = ""
+    """The request's id in the usage ledger (the client sends it back on accept)."""
 
 
 @dataclass

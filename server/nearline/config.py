@@ -133,8 +133,11 @@ class ProviderSettings:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 120.0
     max_retries: int = 3
-    input_cost_per_token: float = 0.0
-    output_cost_per_token: float = 0.0
+    input_cost_per_token: float | None = None
+    """USD per token; None takes the price table's entry for ``model`` (see ``prices``)."""
+    output_cost_per_token: float | None = None
+    cache_read_input_token_cost: float | None = None
+    cache_creation_input_token_cost: float | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
     """Merged into each request's JSON (e.g. a server's ``grammar`` or ``top_k``)."""
 
@@ -233,6 +236,104 @@ class PrivacySettings:
 
 
 @dataclass(frozen=True)
+class PriceSettings:
+    """One model's prices in USD per token (LiteLLM's names); unset fields keep the table's."""
+
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    cache_read_input_token_cost: float | None = None
+    cache_creation_input_token_cost: float | None = None
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            _check(value is None or value >= 0, f"prices.*.{f.name}", value, "a number >= 0")
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Spending caps; None means no cap. Tokens count requests sent off this machine."""
+
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+    daily_tokens: int | None = None
+    monthly_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            _check(value is None or value >= 0, f"budget.*.{f.name}", value, "a number >= 0")
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    project: Caps = field(default_factory=Caps)
+    """Caps on what this project (the folder with .nearline.toml) spends."""
+    user: Caps = field(default_factory=Caps)
+    """Caps on what this user spends over every project."""
+    soft_threshold: float = 0.8
+    """Share of a cap at which the editor is warned (once per budget and period)."""
+    on_exceeded: str = "refuse"
+    """At a cap: "refuse" escalations with a message, or "downgrade" to ``downgrade_to``."""
+    downgrade_to: str = "local"
+    """The tier a request goes to instead when a budget is spent and on_exceeded = "downgrade"."""
+
+    def __post_init__(self) -> None:
+        _check(
+            0 < self.soft_threshold <= 1,
+            "budget.soft_threshold",
+            self.soft_threshold,
+            "a number in (0, 1]",
+        )
+        _check(
+            self.on_exceeded in ("refuse", "downgrade"),
+            "budget.on_exceeded",
+            self.on_exceeded,
+            "refuse | downgrade",
+        )
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    spike_factor: float = 3.0
+    """Warn when today's spend (or tokens) passes this many times the trailing 7-day average."""
+    spike_min_usd: float = 1.0
+    """... and is at least this much (so a quiet week's first request is no anomaly)."""
+    spike_min_tokens: int = 200_000
+    loop_max_requests: int = 6
+    """The same task on the same code more often than this within ``loop_window_minutes`` is a
+    runaway loop and is stopped."""
+    loop_window_minutes: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check(self.spike_factor > 1, "alerts.spike_factor", self.spike_factor, "a number > 1")
+        _check(
+            self.loop_max_requests >= 1,
+            "alerts.loop_max_requests",
+            self.loop_max_requests,
+            "an integer >= 1",
+        )
+        _check(
+            self.loop_window_minutes > 0,
+            "alerts.loop_window_minutes",
+            self.loop_window_minutes,
+            "a number > 0",
+        )
+
+
+@dataclass(frozen=True)
+class UsageSettings:
+    flagship_model: str = ""
+    """The model "saved vs all-flagship" prices every request at; empty: the first provider of
+    the flagship tier, else ``DEFAULT_FLAGSHIP_MODEL``."""
+    project_name: str = ""
+    """This project's name in the ledger; empty: its folder's name."""
+
+
+DEFAULT_FLAGSHIP_MODEL = "claude-sonnet-4-5"
+
+
+@dataclass(frozen=True)
 class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
@@ -242,6 +343,11 @@ class Settings:
     providers: dict[str, ProviderSettings] = field(default_factory=dict)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    prices: dict[str, PriceSettings] = field(default_factory=dict)
+    """Model name → prices over the bundled table (``models/prices.json``)."""
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    usage: UsageSettings = field(default_factory=UsageSettings)
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -266,6 +372,12 @@ class Settings:
             self.routing.default_tier in tiers,
             "routing.default_tier",
             self.routing.default_tier,
+            " | ".join(tiers),
+        )
+        _check(
+            self.budget.downgrade_to in tiers,
+            "budget.downgrade_to",
+            self.budget.downgrade_to,
             " | ".join(tiers),
         )
 

@@ -12,8 +12,15 @@ what went wrong and, where there is one, how to fix it::
      │    ├── PositionError          the position lies outside the document
      │    └── UnsupportedDocumentError   too large, or binary content
      ├── CatalogError                unknown model name or unreadable catalog
-     └── DownloadError               a model download failed (offline, HTTP error, cut)
-          └── ChecksumMismatchError  the downloaded file is not the catalogued one
+     ├── DownloadError               a model download failed (offline, HTTP error, cut)
+     │    └── ChecksumMismatchError  the downloaded file is not the catalogued one
+     ├── PrivacyError                content that policy keeps on this machine
+     ├── RoutingError                no tier or provider can serve an escalation
+     │    └── BudgetError            a budget is spent, or a runaway loop was stopped
+     ├── ProviderError               a provider failed (``retryable`` says if another try helps)
+     │    ├── ProviderKeyError       the API key's environment variable is unset
+     │    └── OfflineError           the provider cannot be reached
+     └── DiffError                   an answer's diff does not apply to the current text
 
 Cancellation is not an error: superseded or cancelled work raises ``asyncio.CancelledError`` or
 ``concurrent.futures.CancelledError``.
@@ -72,6 +79,10 @@ class PrivacyError(NearlineError):
 
 class RoutingError(NearlineError):
     """No tier or provider can serve the request."""
+
+
+class BudgetError(RoutingError):
+    """A budget is spent (it says which, and when it resets), or a runaway loop was stopped."""
 
 
 class ProviderError(NearlineError):

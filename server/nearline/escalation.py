@@ -6,19 +6,22 @@ Nothing here touches the editor: ``session`` sends the edit and the messages.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from nearline import edits, privacy
+from nearline import budget, edits, privacy
 from nearline.config import LOCAL_PROVIDER, ProviderSettings, Settings
 from nearline.documents import split_lines
 from nearline.engines.cloud import ChatEngine, ChatRequest, ChatResult, make_engine
 from nearline.engines.cloud import ProviderSettings as EngineSettings
 from nearline.engines.local_chat import LocalChatEngine
 from nearline.engines.reliability import CircuitBreaker, ProviderChain
-from nearline.errors import DiffError, PrivacyError, RoutingError
+from nearline.errors import BudgetError, DiffError, PrivacyError, RoutingError
+from nearline.ledger import Spending
 from nearline.prompts import (
     CHANGE_TASKS,
     Selection,
@@ -108,13 +111,20 @@ def engine_settings(name: str, p: ProviderSettings) -> EngineSettings:
 
 class Escalator:
     def __init__(
-        self, settings: Settings, root: Path | None, local_model: Callable[[], Path]
+        self,
+        settings: Settings,
+        root: Path | None,
+        local_model: Callable[[], Path],
+        spending: Callable[[], Spending | None] | None = None,
     ) -> None:
         self.settings = settings
         self.root = root
         self._local_model = local_model
         self._local: LocalChatEngine | None = None
         self.breaker = CircuitBreaker()
+        self.spending = spending
+        """What has been spent so far (from the ledger); None: no budgets apply."""
+        self.loops = budget.LoopGuard()
 
     # -- deciding ----------------------------------------------------------------------------
     def _sources(self, task: Task, docs: Sequence[Document]) -> tuple[list[SourceFile], Selection]:
@@ -140,11 +150,20 @@ class Escalator:
         )
         return privacy.refuse_message(findings) if findings else None
 
+    def current_spending(self) -> Spending | None:
+        return self.spending() if self.spending is not None else None
+
     def decide(
-        self, task: Task, docs: Sequence[Document], *, private: str | None | bool = True
+        self,
+        task: Task,
+        docs: Sequence[Document],
+        *,
+        private: str | None | Literal[True] = True,
+        spending: Spending | None | Literal[True] = True,
     ) -> Decision:
-        """Routing and privacy for ``task``; no network. ``private`` is a verdict from
-        ``privacy_verdict`` already made for ``docs``, or True to make it here."""
+        """Routing, privacy and budgets for ``task``; no network. ``private`` is a verdict from
+        ``privacy_verdict`` already made for ``docs``, or True to make it here; ``spending``
+        likewise (None: no budgets)."""
         files, sel = self._sources(task, docs)
         texts = [f.text for f in files] + [task.instruction, task.diagnostic]
         request = RouteRequest(
@@ -155,7 +174,45 @@ class Escalator:
             language=language_of(docs[0].path),
         )
         verdict = self.privacy_verdict(docs) if private is True else private
-        return route_for(request, self.settings, private=verdict or None)
+        decision = route_for(request, self.settings, private=verdict or None)
+        spent = self.current_spending() if spending is True else spending
+        if not isinstance(spent, Spending) or decision.refused or not decision.cloud:
+            return decision
+        return self._within_budget(request, decision, spent, verdict or None)
+
+    def _within_budget(
+        self, request: RouteRequest, decision: Decision, spent: Spending, private: str | None
+    ) -> Decision:
+        """``decision`` if it fits every budget; else refused, or downgraded where the
+        project says so (and the cheaper tier fits)."""
+        opts = self.settings.budget
+        check = budget.check(
+            opts,
+            spent,
+            est_usd=decision.est_cost_usd,
+            est_tokens=decision.est_tokens + decision.est_output_tokens,
+        )
+        if check.exceeded is None:
+            return dataclasses.replace(decision, warnings=check.warnings)
+        if opts.on_exceeded == "downgrade" and opts.downgrade_to != decision.tier:
+            lower = route_for(
+                request,
+                self.settings,
+                private=private,
+                tier=opts.downgrade_to,
+                reason=f"budget: {check.message}; downgraded to {opts.downgrade_to}",
+            )
+            if lower.refused or not lower.cloud:
+                return lower
+            again = budget.check(
+                opts,
+                spent,
+                est_usd=lower.est_cost_usd,
+                est_tokens=lower.est_tokens + lower.est_output_tokens,
+            )
+            if again.exceeded is None:
+                return dataclasses.replace(lower, warnings=again.warnings)
+        return dataclasses.replace(decision, refused=check.message, over_budget=True)
 
     # -- running -----------------------------------------------------------------------------
     def _engine(self, name: str) -> ChatEngine:
@@ -173,8 +230,18 @@ class Escalator:
         not apply. Nothing is changed in any of these cases."""
         decision = self.decide(task, docs)
         if decision.refused:
-            error = PrivacyError if decision.private else RoutingError
+            error = (
+                PrivacyError
+                if decision.private
+                else BudgetError
+                if decision.over_budget
+                else RoutingError
+            )
             raise error(decision.refused)
+        same = (task.kind, task.uri, task.start_line, task.end_line)
+        loop = self.loops.check((*same, task.instruction, task.diagnostic), self.settings.alerts)
+        if loop is not None:
+            raise BudgetError(loop)
         files, sel = self._sources(task, docs)
         messages = build_messages(task.kind, files, sel, task.instruction, task.diagnostic)
         local = decision.providers == (LOCAL_PROVIDER,)
@@ -202,7 +269,12 @@ class Escalator:
         )
         if not wants_change:
             return Outcome(decision, result, result.text)
-        return Outcome(decision, result, result.text, self.plan_changes(result.text, docs))
+        try:
+            changes = self.plan_changes(result.text, docs)
+        except DiffError as exc:
+            exc.outcome = Outcome(decision, result, result.text)  # type: ignore[attr-defined]
+            raise  # the answer was paid for: the caller records it
+        return Outcome(decision, result, result.text, changes)
 
     def plan_changes(self, answer: str, docs: Sequence[Document]) -> tuple[FileChange, ...]:
         """Every file the answer's diff touches, checked against its current text; all or

@@ -1,4 +1,5 @@
-"""Which tier and providers serve an escalated request, and why. Pure: no network, no I/O."""
+"""Which tier and providers serve an escalated request, and why. No network; the only file it
+reads is the price table."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from nearline.config import LOCAL_PROVIDER, RuleSettings, Settings
+from nearline.prices import Tokens, provider_price, table_for
 
 CHARS_PER_TOKEN = 3.5
 SYSTEM_TOKENS = 350
@@ -74,6 +76,10 @@ class Decision:
     """Why the request cannot be served; None when it can."""
     private: bool = False
     """Refused because the content must stay on this machine."""
+    over_budget: bool = False
+    """Refused because a budget is spent."""
+    warnings: tuple[tuple[str, str], ...] = ()
+    """(key, message) for budgets past their soft threshold; shown once per key."""
 
     @property
     def provider(self) -> str | None:
@@ -135,10 +141,18 @@ def choose_tier(req: RouteRequest, settings: Settings) -> tuple[str, str]:
     return settings.routing.default_tier, "routing.default_tier (no rule matched)"
 
 
-def route_for(req: RouteRequest, settings: Settings, *, private: str | None = None) -> Decision:
+def route_for(
+    req: RouteRequest,
+    settings: Settings,
+    *,
+    private: str | None = None,
+    tier: str | None = None,
+    reason: str = "",
+) -> Decision:
     """The decision for ``req``. ``private`` is the privacy verdict (why content must stay
-    local) or None."""
-    tier, reason = choose_tier(req, settings)
+    local) or None. ``tier`` forces a tier (a budget's downgrade), ``reason`` says why."""
+    if tier is None:
+        tier, reason = choose_tier(req, settings)
     chain = settings.routing.tiers.get(tier, ())
     refused = None
     local_tier = next(
@@ -165,7 +179,8 @@ def route_for(req: RouteRequest, settings: Settings, *, private: str | None = No
     first = settings.providers.get(chain[0]) if chain else None
     cost = 0.0
     if first is not None:
-        cost = req.est_tokens * first.input_cost_per_token + output * first.output_cost_per_token
+        price = provider_price(first, table_for(settings))
+        cost = price.cost(Tokens(input=req.est_tokens, output=output))
     return Decision(
         task=req.task,
         tier=tier,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ from nearline.errors import (
     UnsupportedDocumentError,
 )
 from nearline.layers import ConfigStack
+from nearline.ledger import COMPLETION, Entry, Ledger
+from nearline.prices import Tokens, provider_price, table_for
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +76,46 @@ class Session:
         self._watcher: asyncio.TimerHandle | None = None
         self.actions = Actions(self)
         self.escalations: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
-        """Usage of each escalated request, cached tokens apart (for the ledger)."""
+        """Usage of each escalated request, cached tokens apart (also in the ledger)."""
+        self.ledger: Ledger | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def initialize(self, params: types.InitializeParams) -> None:
         self.stack.root = _root_of(params)
         self._set_editor_options(params.initialization_options, "initializationOptions")
         self._reload()
+        self.ledger = Ledger(on_error=self._ledger_error)
+
+    def _ledger_error(self, text: str) -> None:
+        """On the ledger's thread."""
+        self._from_thread(
+            lambda: self.message(
+                f"nearline: {text}; usage is not being recorded",
+                types.MessageType.Warning,
+                key=f"ledger:{text}",
+            )
+        )
+
+    # -- project and ledger ------------------------------------------------------------------
+    def project(self) -> tuple[str, str]:
+        """(root path, name) of the project the requests belong to."""
+        file = self.stack.project_file
+        root = file.parent if file is not None else self.stack.root
+        if root is None:
+            return "", ""
+        return str(root), self.settings.usage.project_name or root.name
+
+    def record(self, entry: Entry) -> str:
+        if self.ledger is None:
+            return entry.uid
+        return self.ledger.record(entry)
+
+    def spend_today(self) -> float:
+        return round(self.ledger.spend_today(), 6) if self.ledger is not None else 0.0
+
+    def _language(self, uri: str) -> str:
+        doc = self.server.workspace.text_documents.get(uri)
+        return (getattr(doc, "language_id", None) or "") if doc is not None else ""
 
     def initialized(self) -> None:
         """Start loading the model now, so the first keystroke does not pay for it."""
@@ -168,6 +205,10 @@ class Session:
     def accepted(self, arguments: Any) -> None:
         if self.service is not None:
             self.service.stats.accepted += 1
+        args = arguments[0] if isinstance(arguments, (list, tuple)) and arguments else arguments
+        uid = args.get("id") if isinstance(args, Mapping) else None
+        if isinstance(uid, str) and self.ledger is not None:
+            self.ledger.accept(uid)
         log.debug("accepted %s", arguments)
 
     def _notify(self, method: str, params: Any) -> None:
@@ -202,7 +243,7 @@ class Session:
             "tier": "local",
             "model": service.engine.model_id if service else None,
             "message": message,
-            "spend_today_usd": 0.0,
+            "spend_today_usd": self.spend_today(),
         }
         if result is not None:
             params.update(source=result.source, latency_ms=round(result.latency_ms, 1))
@@ -220,6 +261,8 @@ class Session:
         if self.service is not None:
             self.service.close()
             self.service = None
+        if self.ledger is not None:
+            self.ledger.close()
 
     # -- messages ----------------------------------------------------------------------------
     def show(self, text: str, kind: types.MessageType) -> None:
@@ -230,7 +273,11 @@ class Session:
         except Exception:  # no client attached (tests, shutdown)
             log.debug("could not send showMessage", exc_info=True)
 
-    def escalation_status(self, outcome: Any) -> None:
+    def escalation_cost(self, provider: str, tokens: Tokens) -> float:
+        p = self.settings.providers.get(provider)
+        return provider_price(p, table_for(self.settings)).cost(tokens) if p else 0.0
+
+    def escalation_status(self, outcome: Any, entry: Entry) -> None:
         r = outcome.result
         self.escalations.append(
             {
@@ -244,6 +291,7 @@ class Session:
                 "cache_read_tokens": r.usage.cache_read_tokens,
                 "cache_write_tokens": r.usage.cache_write_tokens,
                 "output_tokens": r.usage.output_tokens,
+                "cost_usd": entry.cost_usd,
             }
         )
         self._notify(
@@ -255,7 +303,8 @@ class Session:
                 "provider": r.provider,
                 "source": outcome.decision.task,
                 "latency_ms": round(r.latency_ms, 1),
-                "spend_today_usd": 0.0,
+                "cost_usd": entry.cost_usd,
+                "spend_today_usd": self.spend_today(),
                 "message": "",
                 "usage": {
                     "input_tokens": r.usage.input_tokens,
@@ -355,6 +404,7 @@ class Session:
         if not self.settings.completion.enable:
             return None
         service = self._ensure_service()
+        t0 = time.perf_counter()
         try:
             view = self._view(uri)
             result = await service.complete(
@@ -364,18 +414,65 @@ class Session:
                 self._encoding(),
                 request_id=self._request_id(),
             )
+            uid = self._record_completion(uri, result)
             if result.source != "superseded":
                 self._status(result=result)
-            return result
+            return dataclasses.replace(result, uid=uid)
+        except asyncio.CancelledError:
+            self._record_completion(uri, None, t0, "cancelled")
+            raise
         except UnsupportedDocumentError as exc:
             self.message(f"nearline: {exc}", types.MessageType.Info, key=f"doc:{exc}")
             return None
         except DocumentError as exc:
             service.stats.errors += 1
+            self._record_completion(uri, None, t0, "error")
             raise JsonRpcInvalidParams(str(exc)) from None
         except ModelError as exc:
             self.message(f"nearline: {exc}", types.MessageType.Error, key="model")
+            self._record_completion(uri, None, t0, "error")
             return None
+
+    def _record_completion(
+        self,
+        uri: str,
+        result: CompletionResult | None,
+        t0: float = 0.0,
+        outcome: str = "error",
+    ) -> str:
+        """One ledger row for a completion request (never waits for the disk)."""
+        root, name = self.project()
+        model = self.service.engine.model_id if self.service is not None else ""
+        if result is None:
+            entry = Entry(
+                task=COMPLETION,
+                outcome=outcome,
+                model=model,
+                latency_ms=(time.perf_counter() - t0) * 1000,
+                project_root=root,
+                project=name,
+                language=self._language(uri),
+            )
+            return self.record(entry)
+        g = result.generation
+        tokens = (
+            Tokens(input=g.evaluated_tokens, cache_read=g.reused_tokens, output=len(g.tokens))
+            if g is not None
+            else Tokens()
+        )
+        return self.record(
+            Entry(
+                task=COMPLETION,
+                outcome=OUTCOME_OF.get(result.source, "ok"),
+                model=result.model_id,
+                tokens=tokens,
+                latency_ms=result.latency_ms,
+                project_root=root,
+                project=name,
+                language=self._language(uri),
+                accepted=False if result.text else None,
+            )
+        )
 
     async def inline_completion(
         self, params: types.InlineCompletionParams
@@ -399,6 +496,7 @@ class Session:
             command=ACCEPTED,
             arguments=[
                 {
+                    "id": result.uid,
                     "uri": uri,
                     "source": result.source,
                     "chars": len(result.text),
@@ -459,6 +557,16 @@ class Session:
                 template=engine.template.id,
             )
         return data
+
+
+OUTCOME_OF = {
+    "model": "ok",
+    "none": "ok",
+    "cache": "served-from-cache",
+    "typing-through": "typed-through",
+    "superseded": "cancelled",
+}
+"""Ledger outcome of each completion source."""
 
 
 def _change_end(

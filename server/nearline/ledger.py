@@ -1,0 +1,522 @@
+"""The usage ledger: one SQLite row per request (completions included), written off the hot path.
+
+The database lives in the user data dir (``NEARLINE_LEDGER`` names another file). It runs in WAL
+mode; each batch is one transaction, so a crash (even ``kill -9``) loses nothing committed.
+``record`` only queues a row: a writer thread commits it. A locked database is retried; a
+damaged one is moved aside (never deleted) and a new one started; either is reported once
+through ``on_error`` and the server carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nearline.paths import data_dir
+from nearline.prices import Tokens
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("ok", "error", "cancelled", "served-from-cache", "typed-through")
+COMPLETION = "completion"
+"""The task of an autocomplete request; escalations carry theirs (refactor, explain, ...)."""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the request table
+    """
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        ts REAL NOT NULL,
+        day TEXT NOT NULL,
+        project_root TEXT NOT NULL DEFAULT '',
+        project TEXT NOT NULL DEFAULT '',
+        language TEXT NOT NULL DEFAULT '',
+        task TEXT NOT NULL,
+        tier TEXT NOT NULL DEFAULT '',
+        provider TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        latency_ms REAL NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        outcome TEXT NOT NULL,
+        accepted INTEGER
+    );
+    CREATE INDEX requests_day ON requests(day);
+    CREATE INDEX requests_project_day ON requests(project_root, day);
+    """,
+    # 2: where a request came from, and warnings already shown
+    """
+    ALTER TABLE requests ADD COLUMN client TEXT NOT NULL DEFAULT 'lsp';
+    ALTER TABLE requests ADD COLUMN cloud INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE notices (key TEXT PRIMARY KEY, ts REAL NOT NULL);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+COLUMNS = (
+    "uid",
+    "ts",
+    "day",
+    "project_root",
+    "project",
+    "language",
+    "task",
+    "tier",
+    "provider",
+    "model",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "latency_ms",
+    "cost_usd",
+    "outcome",
+    "accepted",
+    "client",
+    "cloud",
+)
+BATCH = 500
+MAX_PENDING = 100_000
+"""Rows kept in memory while the database cannot be written; older ones are dropped past this."""
+RETRY_S = (0.05, 0.2, 1.0, 5.0)
+
+
+def ledger_path() -> Path:
+    """``NEARLINE_LEDGER``, else ``usage.db`` in the data dir (``NEARLINE_DATA_DIR``)."""
+    value = os.environ.get("NEARLINE_LEDGER")
+    return Path(value).expanduser() if value else data_dir() / "usage.db"
+
+
+def day_of(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(ts))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One request."""
+
+    task: str
+    outcome: str
+    tier: str = "local"
+    provider: str = "local"
+    model: str = ""
+    tokens: Tokens = field(default_factory=Tokens)
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    project_root: str = ""
+    project: str = ""
+    language: str = ""
+    client: str = "lsp"
+    """"lsp" or the CLI command ("complete", ...)."""
+    cloud: bool = False
+    """Sent off this machine (what token budgets count)."""
+    accepted: bool | None = None
+    """For completions shown to the person: whether they took it (None: not a suggestion)."""
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ts: float = field(default_factory=time.time)
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.uid,
+            self.ts,
+            day_of(self.ts),
+            self.project_root,
+            self.project,
+            self.language,
+            self.task,
+            self.tier,
+            self.provider,
+            self.model,
+            self.tokens.input,
+            self.tokens.cache_read,
+            self.tokens.cache_write,
+            self.tokens.output,
+            round(self.latency_ms, 2),
+            self.cost_usd,
+            self.outcome,
+            None if self.accepted is None else int(self.accepted),
+            self.client,
+            int(self.cloud),
+        )
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What was spent in one period, for budgets and the status bar."""
+
+    usd: float = 0.0
+    cloud_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Spending:
+    project_day: Spend = Spend()
+    project_month: Spend = Spend()
+    user_day: Spend = Spend()
+    user_month: Spend = Spend()
+
+
+class LedgerError(Exception):
+    pass
+
+
+def connect(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to ``SCHEMA_VERSION``; returns the version found. A newer schema than
+    this nearline knows is refused (``LedgerError``) rather than guessed at."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger's schema is version {found}, newer than this nearline knows "
+            f"({SCHEMA_VERSION}); upgrade nearline"
+        )
+    for version in range(found, SCHEMA_VERSION):
+        # One transaction per step: a crash or an error leaves a whole version.
+        script = f"BEGIN;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
+        try:
+            conn.executescript(script)
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+    return found
+
+
+class Ledger:
+    """Writes rows on its own thread; reads open their own connection."""
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = path or ledger_path()
+        self.on_error = on_error
+        self.error: str | None = None
+        """The last problem with the database, or None while it works."""
+        self.dropped = 0
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._reported: set[str] = set()
+        self._lock = threading.Lock()
+        self._today: tuple[str, float] | None = None
+        self._writer = threading.Thread(
+            target=self._write_loop, name="nearline-ledger", daemon=True
+        )
+        self._conn: sqlite3.Connection | None = None
+        self._refresh = threading.Event()
+        self._writer.start()
+        self._ask_refresh()
+
+    # -- writing -----------------------------------------------------------------------------
+    def record(self, entry: Entry) -> str:
+        """Queue ``entry``; returns its uid at once (never waits for the disk)."""
+        if self._queue.qsize() >= MAX_PENDING:
+            self.dropped += 1
+            return entry.uid
+        self._queue.put(("row", entry))
+        with self._lock:
+            day = day_of(entry.ts)
+            if self._today is not None and self._today[0] == day:
+                self._today = (day, self._today[1] + entry.cost_usd)
+        return entry.uid
+
+    def _ask_refresh(self) -> None:
+        """Have the writer read today's spend (for ``spend_today``), off the caller's thread."""
+        self._refresh.set()
+        self._queue.put(("refresh", None))
+
+    def accept(self, uid: str) -> None:
+        """Mark the suggestion ``uid`` as accepted."""
+        self._queue.put(("accept", uid))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued row is committed (or given up); False on timeout."""
+        done = threading.Event()
+        self._queue.put(("flush", done))
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self._writer.is_alive():
+            self._queue.put(("stop", None))
+            self._writer.join(timeout)
+
+    def _report(self, message: str) -> None:
+        self.error = message
+        log.warning("ledger: %s", message)
+        if message not in self._reported and self.on_error is not None:
+            self._reported.add(message)
+            try:
+                self.on_error(message)
+            except Exception:
+                log.debug("on_error failed", exc_info=True)
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path)
+        try:
+            migrate(conn)
+            conn.execute("PRAGMA quick_check").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _quarantine(self, exc: Exception) -> None:
+        """Move a damaged database aside (with its WAL) and start a new one."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        moved = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                src.replace(Path(str(moved) + suffix))
+        self._report(
+            f"{self.path} was damaged ({exc}); moved it to {moved} and started a new ledger"
+        )
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self._conn = self._open()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and self.path.exists():
+                    raise  # locked or unwritable: retried, the file is left alone
+                self._quarantine(exc)
+                self._conn = self._open()
+        return self._conn
+
+    def _write(self, batch: Sequence[tuple[str, Any]]) -> None:
+        conn = self._connection()
+        rows = [item.row() for kind, item in batch if kind == "row"]
+        accepted = [(uid,) for kind, uid in batch if kind == "accept"]
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        with conn:
+            if rows:
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) "
+                    f"VALUES ({placeholders})",
+                    rows,
+                )
+            if accepted:
+                conn.executemany("UPDATE requests SET accepted = 1 WHERE uid = ?", accepted)
+
+    def _write_loop(self) -> None:
+        pending: list[tuple[str, Any]] = []
+        waiters: list[threading.Event] = []
+        stop = False
+        failures = 0
+        while not stop or pending:
+            if not pending or failures:
+                try:
+                    item = self._queue.get(timeout=RETRY_S[min(failures, 3)] if failures else None)
+                except queue.Empty:
+                    item = None
+                if item is not None:
+                    self._take(item, pending, waiters)
+                    stop = stop or item[0] == "stop"
+            while len(pending) < BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                self._take(item, pending, waiters)
+                stop = stop or item[0] == "stop"
+            work = [p for p in pending if p[0] in ("row", "accept")]
+            try:
+                if work:
+                    self._write(work)
+                if self._refresh.is_set():
+                    self._refresh.clear()
+                    self._read_today()
+                pending.clear()
+                failures = 0
+                if self.error is not None:
+                    log.info("ledger: writing again")
+                    self.error = None
+            except (sqlite3.Error, OSError, LedgerError) as exc:
+                failures += 1
+                self._close_conn()
+                self._report(f"cannot write the usage ledger {self.path}: {exc}")
+                if stop and failures > len(RETRY_S):
+                    for done in waiters:
+                        done.set()
+                    break  # shutting down: the rows cannot be saved
+                if len(pending) > MAX_PENDING:
+                    self.dropped += len(pending) - MAX_PENDING
+                    del pending[: len(pending) - MAX_PENDING]
+            if not pending or stop:
+                for done in waiters:
+                    done.set()
+                waiters.clear()
+        self._close_conn()
+
+    def _take(
+        self, item: tuple[str, Any], pending: list[tuple[str, Any]], waiters: list[threading.Event]
+    ) -> None:
+        if item[0] == "flush":
+            waiters.append(item[1])
+        elif item[0] in ("row", "accept"):
+            pending.append(item)
+
+    def _read_today(self) -> None:
+        day = day_of(time.time())
+        row = (
+            self._connection()
+            .execute("SELECT SUM(cost_usd) FROM requests WHERE day = ?", (day,))
+            .fetchone()
+        )
+        with self._lock:
+            self._today = (day, float(row[0] or 0))
+
+    def _close_conn(self) -> None:
+        if self._conn is not None:
+            with suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    # -- reading -----------------------------------------------------------------------------
+    @contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A connection for queries; ``LedgerError`` when the database cannot be read."""
+        if not self.path.exists():
+            conn = sqlite3.connect(":memory:")
+            conn.row_factory = sqlite3.Row
+            migrate(conn)
+        else:
+            try:
+                conn = connect(self.path)
+                found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                if found < SCHEMA_VERSION:
+                    conn.close()
+                    self.flush()  # the writer migrates
+                    conn = connect(self.path)
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from None
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from None
+        finally:
+            conn.close()
+
+    def rows(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        project_root: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows with ``since <= day <= until`` (``YYYY-MM-DD``, local time), oldest first."""
+        where, args = _where(since, until, project_root)
+        with self.reader() as conn:
+            cur = conn.execute(f"SELECT * FROM requests {where} ORDER BY ts, id", args)
+            return [dict(r) for r in cur]
+
+    def daily(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        project_root: str | None = None,
+    ) -> dict[str, tuple[float, int]]:
+        """Day → (USD, tokens sent off this machine)."""
+        where, args = _where(since, until, project_root)
+        sql = (
+            "SELECT day, SUM(cost_usd), SUM(CASE WHEN cloud THEN input_tokens + "
+            "cache_read_tokens + cache_write_tokens + output_tokens ELSE 0 END) "
+            f"FROM requests {where} GROUP BY day"
+        )
+        with self.reader() as conn:
+            return {d: (float(u or 0), int(t or 0)) for d, u, t in conn.execute(sql, args)}
+
+    def spending(self, project_root: str, now: float | None = None) -> Spending:
+        """Today's and this month's spend, for the project and for the user; waits for rows
+        still queued, so a budget sees the request just made."""
+        now = time.time() if now is None else now
+        self.flush(2.0)
+        today = day_of(now)
+        month_start = today[:8] + "01"
+        sql = (
+            "SELECT project_root = ?, day = ?, SUM(cost_usd), SUM(CASE WHEN cloud THEN "
+            "input_tokens + cache_read_tokens + cache_write_tokens + output_tokens ELSE 0 END) "
+            "FROM requests WHERE day >= ? AND day <= ? GROUP BY 1, 2"
+        )
+        totals: dict[tuple[bool, bool], Spend] = {}
+        with self.reader() as conn:
+            for mine, is_today, usd, tokens in conn.execute(
+                sql, (project_root, today, month_start, today)
+            ):
+                totals[(bool(mine), bool(is_today))] = Spend(float(usd or 0), int(tokens or 0))
+
+        def add(*keys: tuple[bool, bool]) -> Spend:
+            parts = [totals.get(k, Spend()) for k in keys]
+            return Spend(sum(p.usd for p in parts), sum(p.cloud_tokens for p in parts))
+
+        result = Spending(
+            project_day=add((True, True)),
+            project_month=add((True, True), (True, False)),
+            user_day=add((True, True), (False, True)),
+            user_month=add((True, True), (True, False), (False, True), (False, False)),
+        )
+        with self._lock:
+            self._today = (today, result.user_day.usd)
+        return result
+
+    def spend_today(self) -> float:
+        """The user's spend today, kept in memory (for status notifications); never waits for
+        the database: a new day's figure is read in the background."""
+        with self._lock:
+            cached = self._today
+        if cached is None or cached[0] != day_of(time.time()):
+            if not self._refresh.is_set():
+                self._ask_refresh()
+            return 0.0 if cached is None or cached[0] != day_of(time.time()) else cached[1]
+        return cached[1]
+
+    def notice_once(self, key: str) -> bool:
+        """True the first time ``key`` is noted in this ledger (a warning shown once, even
+        across restarts); False after that, or when the database cannot be written."""
+        try:
+            self.flush(2.0)
+            with self.reader() as conn, conn:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO notices (key, ts) VALUES (?, ?)", (key, time.time())
+                )
+                return cur.rowcount == 1
+        except LedgerError as exc:
+            log.warning("ledger: %s", exc)
+            return False
+
+
+def _where(since: str | None, until: str | None, project_root: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if since:
+        clauses.append("day >= ?")
+        args.append(since)
+    if until:
+        clauses.append("day <= ?")
+        args.append(until)
+    if project_root is not None:
+        clauses.append("(project_root = ? OR project = ?)")
+        args.extend([project_root, project_root])
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
