@@ -211,8 +211,11 @@ class Ledger:
         path: Path | None = None,
         *,
         on_error: Callable[[str], None] | None = None,
+        busy_timeout: float = 5.0,
     ) -> None:
         self.path = path or ledger_path()
+        self.busy_timeout = busy_timeout
+        """Seconds a write waits for another connection's lock before it is retried later."""
         self.on_error = on_error
         self.error: str | None = None
         """The last problem with the database, or None while it works."""
@@ -274,7 +277,7 @@ class Ledger:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path)
+        conn = connect(self.path, timeout=self.busy_timeout)
         try:
             migrate(conn)
             conn.execute("PRAGMA quick_check").fetchone()

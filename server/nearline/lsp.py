@@ -13,7 +13,7 @@ from pygls.protocol import LanguageServerProtocol
 
 from nearline import __version__
 from nearline.actions import COMMANDS
-from nearline.session import ACCEPTED, Session
+from nearline.session import ACCEPTED, USAGE, Session
 
 STATS = "nearline/stats"
 """Custom request: counters (model calls, typing-through, cache hits) and recent latencies."""
@@ -107,6 +107,10 @@ def create_server(flags: Mapping[str, Any] | None = None) -> NearlineServer:
     @server.command(ACCEPTED)
     def accepted(ls: NearlineServer, arguments: Any) -> None:
         ls.session.accepted(arguments)
+
+    @server.command(USAGE)
+    async def usage(ls: NearlineServer, arguments: Any) -> str:
+        return await ls.session.usage(arguments)
 
     @server.feature(STATS)
     def stats(ls: NearlineServer, params: Any) -> dict[str, Any]:

@@ -43,6 +43,9 @@ STATUS = "nearline/status"
 ``{"state": "loading" | "ready" | "error", "tier", "model", "source", "latency_ms",
 "spend_today_usd", "message"}``."""
 
+USAGE = "nearline.usage"
+"""Command: the usage report as text (the editors' "show usage")."""
+
 ACCEPTED = "nearline.accepted"
 """Command the client runs when the person accepts a suggestion (the item's ``command``)."""
 
@@ -543,6 +546,41 @@ class Session:
             ],
         )
 
+    async def usage(self, arguments: Any) -> str:
+        """``nearline.usage``: the usage report as text, for the editors' "show usage".
+        Arguments (all optional): ``{days, period: day|week|month, by, project}``."""
+        from nearline.usage import text_report
+
+        args = arguments[0] if isinstance(arguments, (list, tuple)) and arguments else arguments
+        args = args if isinstance(args, Mapping) else {}
+        days = args.get("days", 7)
+        period = args.get("period", "day")
+        by = args.get("by")
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
+            raise JsonRpcInvalidParams("nearline.usage: days must be an integer in 1..366")
+        if period not in ("day", "week", "month") or by not in (None, *BY):
+            raise JsonRpcInvalidParams(
+                "nearline.usage: period is day|week|month, by is model|tier|project|task"
+            )
+        project = args.get("project")
+        ledger = self.ledger
+
+        def report() -> str:
+            if ledger is not None:
+                ledger.flush(2.0)
+            return text_report(
+                self.settings,
+                days=days,
+                period=period,
+                by=by,
+                project=project if isinstance(project, str) else None,
+            )
+
+        try:
+            return await asyncio.to_thread(report)
+        except NearlineError as exc:
+            return f"nearline: {exc}"
+
     def stats(self) -> dict[str, Any]:
         service = self.service
         data: dict[str, Any] = {"loaded": False, "escalations": list(self.escalations)}
@@ -558,6 +596,8 @@ class Session:
             )
         return data
 
+
+BY = ("model", "tier", "project", "task")
 
 OUTCOME_OF = {
     "model": "ok",

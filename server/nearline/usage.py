@@ -1,0 +1,745 @@
+"""``nearline usage``: tokens, cost and savings from the ledger per day, week, month, model, tier,
+project or task, as a terminal table, JSON, CSV or one self-contained HTML file.
+
+``build_report`` is pure over ledger rows; the renderers only format the ``Report`` it returns.
+"Saved" prices every request's tokens (local ones too) at the configured flagship model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import html
+import io
+import json
+import math
+import re
+import sqlite3
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from nearline.budget import WINDOW_DAYS, spike
+from nearline.config import Settings
+from nearline.errors import ConfigError, NearlineError
+from nearline.ledger import COMPLETION, ledger_path
+from nearline.prices import PRICE_FIELDS, Price, Tokens, flagship, table_for
+
+Row = Mapping[str, Any]
+PERIODS = ("day", "week", "month")
+GROUPINGS = ("model", "tier", "project", "task")
+DEFAULT_DAYS = 30
+FROM_CACHE = ("served-from-cache", "typed-through")
+"""Completion outcomes that ran no model."""
+NONE = "(none)"
+TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class Group:
+    """The requests of one day, week, month, model, tier, project or task."""
+
+    key: str
+    requests: int
+    input_tokens: int
+    """Uncached input."""
+    output_tokens: int
+    cache_write_tokens: int
+    cache_read_tokens: int
+    cost_usd: float
+    flagship_cost_usd: float
+    """What the same tokens cost at the flagship's prices."""
+    shown: int
+    """Completions shown to the person."""
+    accepted: int
+    completions: int
+    from_cache: int
+    """Completions served from the cache or typed through (no model ran)."""
+    cost_by_tier: Mapping[str, float]
+    anomaly: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_write_tokens
+            + self.cache_read_tokens
+        )
+
+    @property
+    def saved_usd(self) -> float:
+        return self.flagship_cost_usd - self.cost_usd
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.shown if self.shown else None
+
+    @property
+    def cost_per_accepted(self) -> float | None:
+        return self.cost_usd / self.accepted if self.accepted else None
+
+    @property
+    def cache_hit_share(self) -> float | None:
+        """Share of input tokens read from the provider's cache."""
+        sent = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return self.cache_read_tokens / sent if sent else None
+
+    @property
+    def completion_cache_share(self) -> float | None:
+        return self.from_cache / self.completions if self.completions else None
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    day: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Report:
+    since: str
+    until: str
+    period: str
+    """"day", "week" or "month"; ignored when ``by`` is set."""
+    by: str | None
+    """"model", "tier", "project" or "task"; None: group by ``period``."""
+    project: str | None
+    flagship_model: str
+    flagship_price: Price
+    groups: tuple[Group, ...]
+    total: Group
+    days: tuple[Group, ...]
+    """Per day whatever the grouping, for the charts."""
+    tokens_by_model: tuple[tuple[str, int], ...]
+    anomalies: tuple[Anomaly, ...]
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def parse_day(text: str, flag: str) -> dt.date:
+    try:
+        if _DAY.fullmatch(text):
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise ConfigError(f"{flag}: expected a date as YYYY-MM-DD, got {text!r}")
+
+
+def window(since: str | None, until: str | None, today: dt.date) -> tuple[dt.date, dt.date]:
+    """The days reported: ``until`` (default today) and ``DEFAULT_DAYS`` before it, unless
+    ``since`` says otherwise."""
+    last = parse_day(until, "--until") if until else today
+    first = parse_day(since, "--since") if since else last - dt.timedelta(days=DEFAULT_DAYS - 1)
+    if first > last:
+        raise ConfigError(f"--since {first} is after --until {last}")
+    return first, last
+
+
+def period_key(day: str, period: str) -> str:
+    """``2026-11-23``, its ISO week ``2026-W48``, or its month ``2026-11``."""
+    if period == "week":
+        year, week, _ = dt.date.fromisoformat(day).isocalendar()
+        return f"{year}-W{week:02d}"
+    return day[:7] if period == "month" else day
+
+
+def key_of(row: Row, period: str, by: str | None) -> str:
+    if by == "project":
+        return str(row.get("project") or row.get("project_root") or NONE)
+    if by is not None:
+        return str(row.get(by) or NONE)
+    return period_key(str(row["day"]), period)
+
+
+def _sum(rows: Iterable[Row], column: str) -> int:
+    return sum(int(r.get(column) or 0) for r in rows)
+
+
+def _all_tokens(rows: Sequence[Row]) -> int:
+    return sum(_sum(rows, c) for c in TOKEN_COLUMNS)
+
+
+def _usd(rows: Iterable[Row]) -> float:
+    return math.fsum(float(r.get("cost_usd") or 0) for r in rows)
+
+
+def bucket(rows: Iterable[Row], key: Callable[[Row], str]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for row in rows:
+        out.setdefault(key(row), []).append(row)
+    return out
+
+
+def summarize(key: str, rows: Sequence[Row], price: Price, anomaly: str | None = None) -> Group:
+    tokens = Tokens(
+        input=_sum(rows, "input_tokens"),
+        cache_read=_sum(rows, "cache_read_tokens"),
+        cache_write=_sum(rows, "cache_write_tokens"),
+        output=_sum(rows, "output_tokens"),
+    )
+    completions = [r for r in rows if r.get("task") == COMPLETION]
+    shown = [r for r in completions if r.get("accepted") is not None]
+    tiers = bucket(rows, lambda r: str(r.get("tier") or NONE))
+    return Group(
+        key=key,
+        requests=len(rows),
+        input_tokens=tokens.input,
+        output_tokens=tokens.output,
+        cache_write_tokens=tokens.cache_write,
+        cache_read_tokens=tokens.cache_read,
+        cost_usd=_usd(rows),
+        # Prices are linear: the sum of the rows' flagship costs is the cost of their sum.
+        flagship_cost_usd=price.cost(tokens),
+        shown=len(shown),
+        accepted=sum(1 for r in shown if r["accepted"]),
+        completions=len(completions),
+        from_cache=sum(1 for r in completions if r.get("outcome") in FROM_CACHE),
+        cost_by_tier={t: _usd(rs) for t, rs in sorted(tiers.items())},
+        anomaly=anomaly,
+    )
+
+
+def daily_totals(rows: Iterable[Row]) -> dict[str, tuple[float, int]]:
+    """Day → (USD, tokens sent off this machine), as ``Ledger.daily`` gives."""
+    out: dict[str, tuple[float, int]] = {}
+    for day, rs in bucket(rows, lambda r: str(r["day"])).items():
+        out[day] = (_usd(rs), _all_tokens([r for r in rs if r.get("cloud")]))
+    return out
+
+
+def find_anomalies(
+    rows: Sequence[Row], settings: Settings, since: str, until: str
+) -> list[Anomaly]:
+    """Spending spikes on the days from ``since`` to ``until``; ``rows`` should reach
+    ``WINDOW_DAYS`` before ``since`` so the first days have their trailing average."""
+    daily = daily_totals(rows)
+    found = [(day, spike(day, daily, settings.alerts)) for day in sorted(daily)]
+    return [Anomaly(day, s.describe()) for day, s in found if s and since <= day <= until]
+
+
+def build_report(
+    rows: Sequence[Row],
+    settings: Settings,
+    *,
+    period: str = "day",
+    by: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    today: dt.date | None = None,
+    project: str | None = None,
+) -> Report:
+    """Group ``rows`` (ledger rows, oldest first) that fall in the window; earlier rows only
+    serve as the history anomalies are measured against."""
+    if period not in PERIODS or by not in (None, *GROUPINGS):
+        raise ConfigError(f"cannot group usage by {by or period!r}")
+    first, last = window(since, until, today or dt.date.today())
+    lo, hi = first.isoformat(), last.isoformat()
+    model, price = flagship(settings, table_for(settings))
+    inside = [r for r in rows if lo <= str(r["day"]) <= hi]
+    anomalies = find_anomalies(rows, settings, lo, hi)
+    flag_day = {a.day: a.message for a in anomalies}
+
+    def flag(key: str) -> str | None:
+        return "; ".join(a.message for a in anomalies if period_key(a.day, period) == key) or None
+
+    buckets = bucket(inside, lambda r: key_of(r, period, by))
+    if by is None:
+        grouped = [summarize(k, buckets[k], price, flag(k)) for k in sorted(buckets)]
+    else:
+        grouped = [summarize(k, rs, price) for k, rs in buckets.items()]
+        grouped.sort(key=lambda g: (-g.cost_usd, -g.total_tokens, g.key))
+    days = bucket(inside, lambda r: str(r["day"]))
+    models = bucket(inside, lambda r: str(r.get("model") or NONE))
+    return Report(
+        since=lo,
+        until=hi,
+        period=period,
+        by=by,
+        project=project,
+        flagship_model=model,
+        flagship_price=price,
+        groups=tuple(grouped),
+        total=summarize("total", inside, price),
+        days=tuple(summarize(d, days[d], price, flag_day.get(d)) for d in sorted(days)),
+        tokens_by_model=tuple(
+            sorted(
+                ((m, _all_tokens(rs)) for m, rs in models.items()), key=lambda kv: (-kv[1], kv[0])
+            )
+        ),
+        anomalies=tuple(anomalies),
+    )
+
+
+# -- numbers as text -----------------------------------------------------------------------
+
+
+def tokens_short(n: int) -> str:
+    """``999``, ``34.5k``, ``1.2M``: at most 6 characters below a trillion."""
+    if n < 1000:
+        return str(n)
+    for divisor, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
+        if round(n / divisor, 1) < 1000:
+            return f"{n / divisor:.1f}{suffix}"
+    return f"{n / 1e12:.1f}T"
+
+
+def usd(value: float | None) -> str:
+    """``$0.0123`` below a dollar, ``$12.34`` below a thousand, ``$1,234`` above; ``-`` for
+    None."""
+    if value is None:
+        return "-"
+    size = abs(value)
+    text = f"{size:.4f}" if size < 1 else f"{size:.2f}" if size < 1000 else f"{size:,.0f}"
+    negative = value < 0 and text.strip("0.") != ""
+    return f"{'-' if negative else ''}${text}"
+
+
+def percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
+
+
+def per_million(value: float | None) -> str:
+    return "-" if value is None else f"${value * 1e6:,.2f}"
+
+
+# -- JSON and CSV --------------------------------------------------------------------------
+
+
+def _r(value: float | None) -> float | None:
+    """Costs to 10 decimals: float sums' last bits are noise."""
+    return None if value is None else round(value, 10)
+
+
+def group_dict(g: Group) -> dict[str, Any]:
+    return {
+        "key": g.key,
+        "requests": g.requests,
+        "input_tokens": g.input_tokens,
+        "output_tokens": g.output_tokens,
+        "cache_write_tokens": g.cache_write_tokens,
+        "cache_read_tokens": g.cache_read_tokens,
+        "total_tokens": g.total_tokens,
+        "cost_usd": _r(g.cost_usd),
+        "flagship_cost_usd": _r(g.flagship_cost_usd),
+        "saved_usd": _r(g.saved_usd),
+        "suggestions_shown": g.shown,
+        "accepted": g.accepted,
+        "acceptance_rate": _r(g.acceptance_rate),
+        "cost_per_accepted_usd": _r(g.cost_per_accepted),
+        "cache_hit_share": _r(g.cache_hit_share),
+        "completions": g.completions,
+        "completions_from_cache": g.from_cache,
+        "completion_cache_share": _r(g.completion_cache_share),
+        "cost_by_tier": {tier: _r(cost) for tier, cost in g.cost_by_tier.items()},
+        "anomaly": g.anomaly,
+    }
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    price = report.flagship_price
+    return {
+        "since": report.since,
+        "until": report.until,
+        "period": report.period,
+        "by": report.by,
+        "project": report.project,
+        "flagship": {"model": report.flagship_model} | {f: getattr(price, f) for f in PRICE_FIELDS},
+        "groups": [group_dict(g) for g in report.groups],
+        "total": group_dict(report.total),
+        "days": [group_dict(g) for g in report.days],
+        "tokens_by_model": dict(report.tokens_by_model),
+        "anomalies": [{"day": a.day, "message": a.message} for a in report.anomalies],
+    }
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report_dict(report), indent=2)
+
+
+CSV_FIELDS = tuple(k for k in group_dict(summarize("", [], Price())) if k != "cost_by_tier")
+
+
+def to_csv(report: Report) -> str:
+    """A header, one line per group, then the ``total`` line; empty cells for None."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for g in (*report.groups, report.total):
+        writer.writerow({k: "" if v is None else v for k, v in group_dict(g).items()})
+    return out.getvalue()
+
+
+# -- the terminal table --------------------------------------------------------------------
+
+
+def _row(g: Group) -> list[Text]:
+    key = Text(g.key)
+    if g.anomaly:
+        key.append(" !", style="bold red")
+    numbers = [
+        tokens_short(g.input_tokens),
+        tokens_short(g.output_tokens),
+        tokens_short(g.cache_write_tokens),
+        tokens_short(g.cache_read_tokens),
+        tokens_short(g.total_tokens),
+        usd(g.cost_usd),
+        usd(g.saved_usd),
+        percent(g.acceptance_rate),
+        usd(g.cost_per_accepted),
+    ]
+    return [key, *(Text(n) for n in numbers)]
+
+
+def render_table(report: Report) -> Table:
+    """Fits 80 columns: token counts abbreviated, one space between columns; a long key (a
+    model's name) folds onto more lines while the numbers keep their width."""
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False, show_edge=False)
+    table.add_column(report.by or report.period, overflow="fold")
+    for header in ("input", "output", "cache\nwrite", "cache\nread", "total"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for header in ("cost", "saved", "acc", "$/acc"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for g in report.groups:
+        table.add_row(*_row(g))
+    table.add_section()
+    table.add_row(*_row(report.total), style="bold")
+    return table
+
+
+def notes(report: Report) -> list[str]:
+    """The lines under the table: what "saved" compares with, acceptance, cache, anomalies."""
+    t, price = report.total, report.flagship_price
+    lines = [
+        f"{t.requests:,} requests from {report.since} to {report.until}"
+        + (f" in {report.project}" if report.project else ""),
+        f"saved: vs. every request on {report.flagship_model} "
+        f"({per_million(price.input_cost_per_token)}/M in, "
+        f"{per_million(price.output_cost_per_token)}/M out)",
+        f"acceptance: {t.accepted:,} of {t.shown:,} suggestions ({percent(t.acceptance_rate)}), "
+        f"{usd(t.cost_per_accepted)} per accepted",
+        f"cache hits: {percent(t.cache_hit_share)} of input tokens; "
+        f"{percent(t.completion_cache_share)} of completions (cached or typed through)",
+    ]
+    return lines + [f"! {a.message}" for a in report.anomalies]
+
+
+def empty_message(report: Report) -> str:
+    where = f" for {report.project}" if report.project else ""
+    return f"no requests recorded between {report.since} and {report.until}{where}"
+
+
+def render(report: Report, console: Console) -> None:
+    if not report.groups:
+        console.print(empty_message(report), markup=False, highlight=False)
+        return
+    console.print(render_table(report))
+    for line in notes(report):
+        style = "red" if line.startswith("!") else None
+        console.print(line, markup=False, highlight=False, style=style)
+
+
+# -- HTML ----------------------------------------------------------------------------------
+
+TIER_COLORS = {"local": "#2e9d5b", "value": "#3a78c2", "flagship": "#8a4fc0"}
+PALETTE = ("#d08a2c", "#c2504f", "#4aa6a6", "#8d8d3a", "#7a6a5a", "#b65b9a")
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:1em 0;font-size:90%}tr.total{font-weight:bold}
+td,th{padding:.2em .5em;text-align:right;white-space:nowrap}.wide{overflow-x:auto}
+td:first-child,th:first-child{text-align:left}tr:nth-child(even){background:#f4f4f4}
+tr.anomaly{background:#fde2e1}.anomalies li{color:#b3261e}.legend span{margin-right:1em}
+.swatch{display:inline-block;width:.8em;height:.8em;margin-right:.3em}svg{width:100%}
+svg text{font-size:11px;fill:#444}section{margin:2em 0}
+"""
+_W, _H, _LEFT, _RIGHT = 720, 180, 60, 20
+"""Chart width, plot height, and the room left and right of the plot for labels."""
+
+
+def tier_colors(tiers: Iterable[str]) -> dict[str, str]:
+    others = iter(PALETTE * 10)
+    return {t: TIER_COLORS.get(t) or next(others) for t in sorted(set(tiers))}
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def svg_columns(
+    columns: Sequence[tuple[str, Sequence[tuple[str, float, str]], bool]],
+    top: float,
+    axis: str,
+) -> str:
+    """Vertical (stacked) bars: per column its label, its parts (label, value, colour) and
+    whether it is flagged; ``top`` is the value of the full height."""
+    top = top or 1.0
+    step = (_W - _LEFT - _RIGHT) / max(len(columns), 1)
+    every = max(1, math.ceil(len(columns) / 12))
+    parts = [
+        f'<svg viewBox="0 0 {_W} {_H + 24}" role="img">',
+        f'<text x="0" y="12">{_e(axis)}</text>',
+        f'<line x1="{_LEFT}" y1="{_H}" x2="{_W - _RIGHT}" y2="{_H}" stroke="#999"/>',
+    ]
+    for i, (label, stack, flagged) in enumerate(columns):
+        x, y = _LEFT + i * step, float(_H)
+        for name, value, color in stack:
+            height = max(value, 0) / top * (_H - 20)
+            y -= height
+            parts.append(
+                f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(step - 2, 1):.1f}" '
+                f'height="{height:.1f}" fill="{color}">'
+                f"<title>{_e(label)} {_e(name)}</title></rect>"
+            )
+        if flagged:
+            parts.append(
+                f'<rect class="flag" x="{x:.1f}" y="14" width="{step:.1f}" height="{_H - 14}" '
+                f'fill="none" stroke="#b3261e" stroke-width="2"><title>anomaly</title></rect>'
+            )
+        if i % every == 0:
+            parts.append(
+                f'<text x="{x + step / 2:.1f}" y="{_H + 16}" text-anchor="middle">'
+                f"{_e(label[5:])}</text>"
+            )
+    return "".join(parts) + "</svg>"
+
+
+def svg_hbars(items: Sequence[tuple[str, int]]) -> str:
+    """Horizontal bars, one per (label, value)."""
+    top = max((v for _, v in items), default=0) or 1
+    left, row = 200, 22
+    parts = [f'<svg viewBox="0 0 {_W} {row * max(len(items), 1) + 4}" role="img">']
+    for i, (label, value) in enumerate(items):
+        y = i * row + 2
+        width = value / top * (_W - left - 70)
+        parts.append(
+            f'<text x="0" y="{y + 14}">{_e(label[:32])}</text>'
+            f'<rect x="{left}" y="{y}" width="{width:.1f}" height="{row - 6}" fill="#3a78c2">'
+            f"<title>{_e(label)}: {value:,} tokens</title></rect>"
+            f'<text x="{left + width + 4:.1f}" y="{y + 14}">{_e(tokens_short(value))}</text>'
+        )
+    return "".join(parts) + "</svg>"
+
+
+def _calendar(report: Report) -> list[tuple[str, Group | None]]:
+    """Every day of the window, with its group (None: no requests)."""
+    days = {g.key: g for g in report.days}
+    first, last = dt.date.fromisoformat(report.since), dt.date.fromisoformat(report.until)
+    count = (last - first).days + 1
+    dates = [(first + dt.timedelta(days=i)).isoformat() for i in range(count)]
+    return [(d, days.get(d)) for d in dates]
+
+
+def charts(report: Report) -> list[tuple[str, str]]:
+    """(title, inline SVG) for each chart."""
+    colors = tier_colors(t for g in report.days for t in g.cost_by_tier)
+    calendar = _calendar(report)
+    spend = [
+        (
+            d,
+            [(t, c, colors[t]) for t, c in g.cost_by_tier.items()] if g else [],
+            bool(g and g.anomaly),
+        )
+        for d, g in calendar
+    ]
+    top = max((g.cost_usd for g in report.days), default=0.0)
+
+    def shares(name: str, color: str) -> list[tuple[str, Sequence[tuple[str, float, str]], bool]]:
+        values = [(d, getattr(g, name) if g else None) for d, g in calendar]
+        return [(d, [] if v is None else [(percent(v), v, color)], False) for d, v in values]
+
+    legend = "".join(
+        f'<span><i class="swatch" style="background:{c}"></i>{_e(t)}</span>'
+        for t, c in colors.items()
+    )
+    return [
+        (
+            "Spend per day by tier",
+            f'<p class="legend">{legend}</p>' + svg_columns(spend, top, f"max {usd(top)}"),
+        ),
+        ("Tokens by model", svg_hbars(report.tokens_by_model)),
+        (
+            "Cache hit share of input tokens",
+            svg_columns(shares("cache_hit_share", "#4aa6a6"), 1.0, "100%"),
+        ),
+        ("Acceptance rate", svg_columns(shares("acceptance_rate", "#2e9d5b"), 1.0, "100%")),
+    ]
+
+
+def _cells(g: Group) -> list[str]:
+    return [
+        g.key,
+        f"{g.requests:,}",
+        f"{g.input_tokens:,}",
+        f"{g.output_tokens:,}",
+        f"{g.cache_write_tokens:,}",
+        f"{g.cache_read_tokens:,}",
+        f"{g.total_tokens:,}",
+        usd(g.cost_usd),
+        usd(g.flagship_cost_usd),
+        usd(g.saved_usd),
+        percent(g.acceptance_rate),
+        usd(g.cost_per_accepted),
+        percent(g.cache_hit_share),
+    ]
+
+
+HTML_HEADERS = (
+    "requests",
+    "input",
+    "output",
+    "cache write",
+    "cache read",
+    "total",
+    "cost",
+    "flagship",
+    "saved",
+    "acceptance",
+    "$/accepted",
+    "cache hits",
+)
+
+
+def html_table(report: Report) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in (report.by or report.period, *HTML_HEADERS))
+    rows = []
+    for g in (*report.groups, report.total):
+        attrs = ' class="anomaly"' if g.anomaly else ' class="total"' if g is report.total else ""
+        title = f' title="{_e(g.anomaly)}"' if g.anomaly else ""
+        cells = "".join(f"<td>{_e(c)}</td>" for c in _cells(g))
+        rows.append(f"<tr{attrs}{title}>{cells}</tr>")
+    return (
+        f'<div class="wide"><table id="groups"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def to_html(report: Report) -> str:
+    """One self-contained page: no scripts, fonts, styles or images from anywhere else. The
+    report's JSON rides along in ``<script type="application/json" id="nearline-data">``."""
+    data = json.dumps(report_dict(report))
+    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e")):
+        data = data.replace(char, escape)
+    title = f"nearline usage, {report.since} to {report.until}"
+    body = [f"<h1>{_e(title)}</h1>"]
+    if not report.groups:
+        body.append(f"<p>{_e(empty_message(report))}</p>")
+    else:
+        body.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes(report)[:4]) + "</ul>")
+        if report.anomalies:
+            items = "".join(f"<li>{_e(a.message)}</li>" for a in report.anomalies)
+            body.append(f'<h2>Anomalies</h2><ul class="anomalies">{items}</ul>')
+        body.append(html_table(report))
+        body += [f"<section><h2>{_e(t)}</h2>{svg}</section>" for t, svg in charts(report)]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n"
+        + "\n".join(body)
+        + f'\n<script type="application/json" id="nearline-data">{data}</script>\n</body></html>\n'
+    )
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def project_filter(value: str | None) -> str | None:
+    """A project name as given; a path (``.``, ``~/src/x``, ``a/b``) as an absolute path."""
+    if not value:
+        return None
+    if value in (".", "..") or "/" in value or value.startswith("~"):
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
+def read_rows(path: Path, since: str, until: str, project: str | None = None) -> list[Row]:
+    """Ledger rows from ``since`` to ``until``, oldest first. Read-only: a report never creates,
+    migrates or moves the ledger aside (``Ledger`` may). No ledger yet: no rows."""
+    if not path.exists():
+        return []
+    sql = "SELECT * FROM requests WHERE day >= ? AND day <= ?"
+    args = [since, until]
+    if project is not None:
+        sql += " AND (project_root = ? OR project = ?)"
+        args += [project, project]
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        try:
+            conn.row_factory = sqlite3.Row
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone():
+                return []  # created, never written
+            return [dict(r) for r in conn.execute(sql + " ORDER BY ts, id", args)]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise NearlineError(
+            f"cannot read the usage ledger {path}: {exc} (NEARLINE_LEDGER names another file)"
+        ) from None
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """``nearline usage``: the table, or JSON, CSV or an HTML file."""
+    today = dt.date.today()
+    first, last = window(getattr(args, "since", None), getattr(args, "until", None), today)
+    project = project_filter(getattr(args, "project", None))
+    history = first - dt.timedelta(days=WINDOW_DAYS)  # what anomalies are measured against
+    rows = read_rows(ledger_path(), history.isoformat(), last.isoformat(), project)
+    report = build_report(
+        rows,
+        settings,
+        period=getattr(args, "period", None) or "day",
+        by=getattr(args, "by", None),
+        since=first.isoformat(),
+        until=last.isoformat(),
+        project=project,
+    )
+    if getattr(args, "json", False):
+        print(to_json(report))
+    elif getattr(args, "csv", False):
+        sys.stdout.write(to_csv(report))
+    elif getattr(args, "html", None):
+        target = Path(args.html).expanduser()
+        try:
+            target.write_text(to_html(report), encoding="utf-8")
+        except OSError as exc:
+            raise NearlineError(f"cannot write {target}: {exc.strerror or exc}") from None
+        print(f"wrote the usage report to {target}")
+    else:
+        render(report, Console())
+    return 0
+
+
+def text_report(
+    settings: Settings,
+    *,
+    days: int = 7,
+    period: str = "day",
+    by: str | None = None,
+    project: str | None = None,
+    today: dt.date | None = None,
+) -> str:
+    """The terminal report as plain text, 80 columns wide (the editors' "show usage")."""
+    today = today or dt.date.today()
+    first = today - dt.timedelta(days=max(1, days) - 1)
+    history = first - dt.timedelta(days=WINDOW_DAYS)
+    rows = read_rows(ledger_path(), history.isoformat(), today.isoformat(), project)
+    report = build_report(
+        rows,
+        settings,
+        period=period,
+        by=by,
+        since=first.isoformat(),
+        until=today.isoformat(),
+        project=project,
+    )
+    console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
+    render(report, console)
+    return console.export_text()
