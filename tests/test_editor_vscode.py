@@ -5,8 +5,8 @@ The test builds ``clients/vscode`` (npm ci, lint, typecheck, bundle, .vsix), ins
 into an isolated code-server, opens a Python file, types, and checks that ghost text from the
 real ``nearline serve`` (default model) appears, that Tab accepts it, that the saved file holds
 it, that the status bar shows the tier and a latency, and that the accept command reached the
-server (``nearline: Show Usage`` shows ``accepted: 1``). A screenshot of the ghost text goes to
-``.artifacts/vscode-ghost-text.png``.
+server (``nearline: Show Usage`` shows the ledger's report, ``acceptance: 1 of ...``). A
+screenshot of the ghost text goes to ``.artifacts/vscode-ghost-text.png``.
 
 The tools are installed once into a cache folder (``vscode_setup.py``); an install that fails
 fails the test with the reason. Only 127.0.0.1 is contacted while the editor runs; every process

@@ -311,3 +311,15 @@ async def test_the_editors_usage_command_returns_the_report(
             )
     finally:
         await client.finish()
+
+
+async def test_usage_without_arguments_is_the_last_week(nearline_env: dict[str, str]) -> None:
+    client = Client()
+    await client.start(nearline_env)
+    try:
+        result = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="nearline.usage", arguments=[])
+        )
+        assert isinstance(result, str) and "no requests recorded" in result
+    finally:
+        await client.finish()

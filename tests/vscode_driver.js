@@ -166,10 +166,10 @@ async function main(page) {
         .map((line) => line.textContent)
         .join('\n'),
     );
-    return /accepted: \d+/.test(clean(text)) ? clean(text) : null;
+    return /acceptance: \d+ of/.test(clean(text)) ? clean(text) : null;
   });
   result.usage = usage;
-  result.usageAccepted = Number(/accepted: (\d+)/.exec(usage)[1]);
+  result.usageAccepted = Number(/acceptance: (\d+) of/.exec(usage)[1]);
   log('usage:', JSON.stringify(usage));
   await page.screenshot({ path: path.join(config.shots, 'usage.png') });
 }

@@ -105,12 +105,12 @@ def create_server(flags: Mapping[str, Any] | None = None) -> NearlineServer:
         _register_command(server, name)
 
     @server.command(ACCEPTED)
-    def accepted(ls: NearlineServer, arguments: Any) -> None:
-        ls.session.accepted(arguments)
+    def accepted(ls: NearlineServer, *arguments: Any) -> None:
+        ls.session.accepted(list(arguments))
 
     @server.command(USAGE)
-    async def usage(ls: NearlineServer, arguments: Any) -> str:
-        return await ls.session.usage(arguments)
+    async def usage(ls: NearlineServer, *arguments: Any) -> str:
+        return await ls.session.usage(list(arguments))
 
     @server.feature(STATS)
     def stats(ls: NearlineServer, params: Any) -> dict[str, Any]:

@@ -182,7 +182,7 @@ function M.usage()
   local provider = client.server_capabilities.executeCommandProvider
   local commands = type(provider) == 'table' and provider.commands or {}
   if vim.list_contains(commands, 'nearline.usage') then
-    M.execute(client, bufnr, 'nearline.usage', {}, 'usage')
+    M.execute(client, bufnr, 'nearline.usage', { { days = 7 } }, 'usage')
     return
   end
   client:request('nearline/stats', vim.empty_dict(), function(err, result)
