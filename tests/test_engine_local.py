@@ -14,6 +14,7 @@ from nearline.config import ModelSettings
 from nearline.engines.base import StopReason
 from nearline.engines.local import LocalEngine
 from nearline.errors import ModelError, ModelNotFoundError
+from nearline.scheduler import CancelFlag
 
 PROMPT = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) +"
 
@@ -136,3 +137,43 @@ def test_missing_and_corrupt_files_raise_model_errors(tmp_path: Path) -> None:
     truncated.write_bytes(default_model_path().read_bytes()[:100_000])
     with pytest.raises(ModelError, match="could not be loaded"):
         LocalEngine(truncated, ModelSettings()).load()
+
+
+LONG = PROMPT + "\n" + "\n".join(f"value_{i} = compute({i}) * {i}" for i in range(20))
+
+
+def test_a_cancel_stops_inside_a_decode_and_leaves_the_cache_sound() -> None:
+    # One batch holds the whole prompt: only the abort callback can stop it before it ends.
+    engine = LocalEngine(default_model_path(), ModelSettings(n_batch=512, n_threads=1))
+    engine.load()
+    tokens = engine.tokenize(LONG)
+    t0 = time.perf_counter()
+    whole = engine.generate(tokens, max_tokens=8, stop=never, deadline=None, cancel=CancelFlag())
+    cold_s = time.perf_counter() - t0
+    engine.generate(
+        engine.tokenize("x = 1\n"), max_tokens=1, stop=never, deadline=None, cancel=CancelFlag()
+    )
+    cancel = CancelFlag()
+    timer = threading.Timer(0.02, cancel.set)
+    t0 = time.perf_counter()
+    timer.start()
+    g = engine.generate(tokens, max_tokens=8, stop=never, deadline=None, cancel=cancel)
+    stopped_s = time.perf_counter() - t0
+    assert g.stop_reason is StopReason.CANCELLED and g.evaluated_tokens == 0
+    assert stopped_s < cold_s / 3, (stopped_s, cold_s)
+    # What the stopped batch left behind is not reused: the same prompt gives the same text.
+    again = engine.generate(tokens, max_tokens=8, stop=never, deadline=None, cancel=CancelFlag())
+    assert again.text == whole.text and again.stop_reason is StopReason.LENGTH
+    assert again.reused_tokens <= 2
+
+
+def test_a_stop_leaves_the_last_token_for_whoever_goes_on(engine: LocalEngine) -> None:
+    tokens = engine.tokenize(PROMPT)
+    first = engine.generate(tokens, max_tokens=3, stop=never, deadline=None, cancel=CancelFlag())
+    assert first.stop_reason is StopReason.LENGTH and len(first.tokens) == 3
+    rest = engine.generate(
+        [*tokens, *first.tokens], max_tokens=3, stop=never, deadline=None, cancel=CancelFlag()
+    )
+    assert rest.evaluated_tokens == 1  # the last token of the first part, evaluated now
+    whole = engine.generate(tokens, max_tokens=6, stop=never, deadline=None, cancel=CancelFlag())
+    assert first.tokens + rest.tokens == whole.tokens

@@ -26,13 +26,27 @@ class Priority(enum.IntEnum):
     BACKGROUND = 1
 
 
+class CancelFlag(threading.Event):
+    """A job's cancel flag. ``set`` also runs the hooks an engine added while a job runs, so
+    that work inside a C call (llama.cpp's decode) can stop too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hooks: list[Callable[[], None]] = []
+
+    def set(self) -> None:
+        super().set()
+        for hook in list(self.hooks):
+            hook()
+
+
 @dataclass(eq=False)
 class Job:
     run: Callable[[threading.Event], Any]
     """Called on the worker thread with the job's cancel flag; its result resolves ``future``."""
     key: str = ""
     priority: Priority = Priority.FOREGROUND
-    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_event: threading.Event = field(default_factory=CancelFlag)
     future: Future[Any] = field(default_factory=Future)
     seq: int = 0
 

@@ -6,16 +6,20 @@ argmax over the last logits) rather than through ``Llama.generate``, so that:
 - the cancel flag and the time budget are checked between every prompt batch and every token;
 - an interrupted evaluation leaves the KV cache consistent (``eval`` commits batch by batch), so
   the next request goes on from where this one stopped.
+
+A cancelled job also stops inside a decode: llama.cpp's abort callback is checked after every
+graph node (see ``AbortFlag``), so a newer keystroke does not wait for the step in progress.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +62,50 @@ def check_model_file(path: Path) -> None:
         )
 
 
+class AbortFlag:
+    """The abort flag llama.cpp's decode checks after every graph node.
+
+    The callback must be cheap and must not take the GIL (it runs on ggml's thread, per node),
+    so it is C's ``strlen`` over a two-byte buffer: ``"\\0\\0"`` gives 0 (go on), ``"\\1\\0"``
+    gives 1 (abort). ``bool (*)(void *)`` and ``size_t strlen(const char *)`` take their argument
+    and return their value in the same registers on the platforms llama.cpp supports, and the
+    caller reads the low byte (0 or 1)."""
+
+    def __init__(self) -> None:
+        self.buffer = ctypes.create_string_buffer(2)
+
+    @property
+    def raised(self) -> bool:
+        return self.buffer.raw[0] == 1
+
+    def raise_(self) -> None:
+        ctypes.memset(self.buffer, 1, 1)
+
+    def clear(self) -> None:
+        ctypes.memset(self.buffer, 0, 1)
+
+    def install(self, ctx: Any) -> bool:
+        """Set the callback on a llama context; False where there is no C library to use."""
+        import llama_cpp
+
+        try:
+            libc = ctypes.CDLL(None)
+            strlen = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+        except (OSError, AttributeError):  # pragma: no cover - no C library in this process
+            return False
+        if not strlen:  # pragma: no cover
+            return False
+        self._callback = llama_cpp.ggml_abort_callback(strlen)  # kept alive with self
+        llama_cpp.llama_set_abort_callback(
+            ctx, self._callback, ctypes.cast(self.buffer, ctypes.c_void_p)
+        )
+        return True
+
+
+class _Aborted(Exception):
+    """A decode stopped by the abort flag."""
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -78,6 +126,8 @@ class LocalEngine:
         self._stop_ids: frozenset[int] = frozenset()
         self._space_pieces: list[tuple[int, bytes]] | None = None
         self._allowed_cache: dict[bytes, Any] = {}
+        self._abort = AbortFlag()
+        self._abortable = False
 
     def load(self) -> None:
         """Load the model; ``ModelError`` says what is wrong with the file."""
@@ -102,6 +152,7 @@ class LocalEngine:
                 f"model file {self.path} could not be loaded ({exc}); it may be corrupt or "
                 "made for a newer llama.cpp: download it again, or choose another model"
             ) from None
+        self._abortable = self._abort.install(self._llm.ctx)
         self.metadata = dict(self._llm.metadata)
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and (
             self.settings.n_gpu_layers != 0
@@ -177,9 +228,37 @@ class LocalEngine:
         limit = self._llm.n_ctx() - room
         return tokens if len(tokens) <= limit else tokens[len(tokens) - limit :]
 
+    def _decode(self, tokens: Sequence[int]) -> None:
+        """``Llama.eval``; ``_Aborted`` when the abort flag stopped it. Then ``n_tokens`` has not
+        moved, and the next evaluation removes whatever the stopped batch left in the cache."""
+        try:
+            self._llm.eval(tokens)
+        except RuntimeError:
+            if self._abort.raised:
+                raise _Aborted() from None
+            raise
+
+    @contextlib.contextmanager
+    def _abort_on(self, cancel: threading.Event) -> Iterator[None]:
+        """While this runs, setting ``cancel`` also stops a decode in progress."""
+        hooks = getattr(cancel, "hooks", None)
+        if not self._abortable or hooks is None:
+            yield
+            return
+        self._abort.clear()
+        hooks.append(self._abort.raise_)
+        if cancel.is_set():  # set before the hook was in place
+            self._abort.raise_()
+        try:
+            yield
+        finally:
+            hooks.remove(self._abort.raise_)
+            self._abort.clear()
+
     def _eval_prompt(self, tokens: Sequence[int], cancel: threading.Event) -> tuple[int, int, bool]:
         """Bring the KV cache to ``tokens``, keeping the common prefix already there; returns
-        (reused, evaluated, finished). Stops between batches when ``cancel`` is set."""
+        (reused, evaluated, finished). Stops between batches, or inside one, when ``cancel`` is
+        set."""
         llm = self._llm
         reused = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
         if reused == len(tokens):
@@ -192,11 +271,15 @@ class LocalEngine:
         for i in range(0, len(pending), step):
             if cancel.is_set():
                 return reused, i, False
-            llm.eval(pending[i : i + step])
+            try:
+                self._decode(pending[i : i + step])
+            except _Aborted:
+                return reused, i, False
         return reused, len(pending), True
 
     def prefill(self, tokens: Sequence[int], cancel: threading.Event) -> int:
-        _, evaluated, _ = self._eval_prompt(self._fit(tokens, 64), cancel)
+        with self._abort_on(cancel):
+            _, evaluated, _ = self._eval_prompt(self._fit(tokens, 64), cancel)
         return evaluated
 
     def generate(
@@ -208,6 +291,18 @@ class LocalEngine:
         deadline: float | None,
         cancel: threading.Event,
         forced_prefix: str = "",
+    ) -> Generation:
+        with self._abort_on(cancel):
+            return self._generate(tokens, max_tokens, stop, deadline, cancel, forced_prefix)
+
+    def _generate(
+        self,
+        tokens: Sequence[int],
+        max_tokens: int,
+        stop: StopRule,
+        deadline: float | None,
+        cancel: threading.Event,
+        forced_prefix: str,
     ) -> Generation:
         import llama_cpp
 
@@ -252,7 +347,18 @@ class LocalEngine:
                 text = text[:cut]
                 reason = StopReason.STOP
                 break
-            llm.eval([token])
+            # The last token is evaluated only if another one follows: a stop here leaves it
+            # out of the cache, and whoever goes on (carry-on, next keystroke) evaluates it.
+            if len(out) >= max_tokens:
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                reason = StopReason.BUDGET
+                break
+            try:
+                self._decode([token])
+            except _Aborted:
+                reason = StopReason.CANCELLED
+                break
         t2 = time.perf_counter()
         return Generation(
             text=text,
