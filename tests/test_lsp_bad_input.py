@@ -93,6 +93,12 @@ async def test_malformed_params_get_an_error_response(nearline_env: dict[str, st
         )
         assert "result" in reply
         assert raw.request("nearline/stats", None)["result"]["loaded"] in (True, False)
+        # JSON-RPC lets a request leave params out.
+        raw.send({"jsonrpc": "2.0", "id": 900, "method": "nearline/stats"})
+        reply = raw.wait(lambda m: m.get("id") == 900, 30)
+        assert reply["result"]["loaded"] in (True, False)
+        raw.send({"jsonrpc": "2.0", "id": 901, "method": "textDocument/inlineCompletion"})
+        assert raw.wait(lambda m: m.get("id") == 901, 30)["error"]["code"] == -32602
     finally:
         assert raw.close() == 0
 

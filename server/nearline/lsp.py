@@ -21,9 +21,12 @@ STATS = "nearline/stats"
 
 class NearlineProtocol(LanguageServerProtocol):
     """pygls drops a request whose params do not deserialize, leaving the client waiting;
-    answer it with InvalidParams instead."""
+    answer it with InvalidParams instead. A request may leave params out (JSON-RPC allows it;
+    pygls' message class does not)."""
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        if isinstance(data, dict) and "method" in data and "params" not in data:
+            data = {**data, "params": None}
         try:
             return super().structure_message(data)
         except JsonRpcException:
