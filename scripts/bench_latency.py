@@ -278,6 +278,7 @@ def engine_measures(pauses: list[dict[str, Any]], args: argparse.Namespace) -> N
         n_batch=settings.model.n_batch,
         n_threads=threads,
         n_threads_batch=threads,
+        flash_attn=settings.model.flash_attn,
         verbose=False,
     )
     n_vocab = llm.n_vocab()
@@ -313,12 +314,17 @@ def engine_measures(pauses: list[dict[str, Any]], args: argparse.Namespace) -> N
         t0 = time.perf_counter()
         for i in range(keep, len(tokens), settings.model.n_batch):
             llm.eval(tokens[i : i + settings.model.n_batch])
-        for _ in range(server.get("generated_tokens", 0)):
+        # N output tokens need N argmaxes but only N - 1 decodes: the last token is not
+        # evaluated until something follows it.
+        generated = server.get("generated_tokens", 0)
+        for i in range(generated):
             logits = np.ctypeslib.as_array(
                 ctypes.cast(llm._ctx.get_logits_ith(-1), ctypes.POINTER(ctypes.c_float)),
                 shape=(n_vocab,),
             )
-            llm.eval([int(np.argmax(logits))])
+            token = int(np.argmax(logits))
+            if i < generated - 1:
+                llm.eval([token])
         p["floor_ms"] = (time.perf_counter() - t0) * 1000
 
 

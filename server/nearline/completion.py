@@ -29,6 +29,9 @@ from nearline.typethrough import ShownSuggestions
 
 log = logging.getLogger(__name__)
 
+CARRY_ON_DELAY_S = 0.02
+"""Pause before finishing a budget-cut suggestion in the background."""
+
 RECENT = 512
 """Request records kept for ``nearline/stats`` (the latency benchmark reads them)."""
 
@@ -265,6 +268,10 @@ class CompletionService:
             return
 
         def run(cancel: threading.Event) -> None:
+            # Let the answer just sent reach the editor before the engine's threads take both
+            # cores again; a new keystroke cancels the wait at once.
+            if cancel.wait(CARRY_ON_DELAY_S):
+                return
             rest = self._generate(ctx, prompt, None, cancel, prior=first.tokens)
             if rest.stop_reason is StopReason.CANCELLED:
                 return

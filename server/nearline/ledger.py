@@ -93,6 +93,9 @@ BATCH = 500
 MAX_PENDING = 100_000
 """Rows kept in memory while the database cannot be written; older ones are dropped past this."""
 RETRY_S = (0.05, 0.2, 1.0, 5.0)
+COALESCE_S = 0.25
+"""How long the writer gathers rows before a commit (a crash can lose these, never committed
+ones)."""
 
 
 def ledger_path() -> Path:
@@ -229,6 +232,7 @@ class Ledger:
         )
         self._conn: sqlite3.Connection | None = None
         self._refresh = threading.Event()
+        self._wake = threading.Event()
         self._writer.start()
         self._ask_refresh()
 
@@ -258,11 +262,13 @@ class Ledger:
         """Wait until every queued row is committed (or given up); False on timeout."""
         done = threading.Event()
         self._queue.put(("flush", done))
+        self._wake.set()
         return done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         if self._writer.is_alive():
             self._queue.put(("stop", None))
+            self._wake.set()
             self._writer.join(timeout)
 
     def _report(self, message: str) -> None:
@@ -338,6 +344,11 @@ class Ledger:
                 if item is not None:
                     self._take(item, pending, waiters)
                     stop = stop or item[0] == "stop"
+                    if item[0] == "row" and not failures:
+                        # Rows come one per keystroke: gather them into one transaction, away
+                        # from the moment an answer is being sent (a flush ends the wait).
+                        self._wake.wait(COALESCE_S)
+                        self._wake.clear()
             while len(pending) < BATCH:
                 try:
                     item = self._queue.get_nowait()

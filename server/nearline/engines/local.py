@@ -102,6 +102,34 @@ class AbortFlag:
         return True
 
 
+_LLAMA_LEVELS = {2: logging.INFO, 3: logging.ERROR}
+"""llama.cpp's warnings and errors, as log levels (its info and debug lines are dropped)."""
+_EXPECTED = (b"removing memory module entries",)
+"""What llama.cpp logs as an error when a decode is aborted on purpose."""
+_llama_log = logging.getLogger("nearline.llama")
+
+
+def _route_llama_logs() -> None:
+    """llama.cpp's log lines go to the ``nearline.llama`` logger rather than straight to
+    stderr; the ones an intended abort causes are debug lines."""
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback  # type: ignore[misc]
+    def callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        if level not in _LLAMA_LEVELS or not text.strip():
+            return
+        quiet = any(e in text for e in _EXPECTED)
+        message = text.decode("utf-8", "replace").rstrip()
+        _llama_log.log(logging.DEBUG if quiet else _LLAMA_LEVELS[level], "%s", message)
+
+    global _log_callback
+    _log_callback = callback  # kept alive: llama.cpp holds only the pointer
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+_log_callback = None
+
+
 class _Aborted(Exception):
     """A decode stopped by the abort flag."""
 
@@ -128,6 +156,9 @@ class LocalEngine:
         self._allowed_cache: dict[bytes, Any] = {}
         self._abort = AbortFlag()
         self._abortable = False
+        self._step_s = 0.0
+        """How long one token's decode takes (a moving average): a generation with a deadline
+        stops when the next decode would end past it."""
 
     def load(self) -> None:
         """Load the model; ``ModelError`` says what is wrong with the file."""
@@ -136,6 +167,8 @@ class LocalEngine:
         from llama_cpp import Llama
 
         threads = self.settings.n_threads or default_threads()
+        if _log_callback is None:
+            _route_llama_logs()
         try:
             self._llm = Llama(
                 model_path=str(self.path),
@@ -231,12 +264,16 @@ class LocalEngine:
     def _decode(self, tokens: Sequence[int]) -> None:
         """``Llama.eval``; ``_Aborted`` when the abort flag stopped it. Then ``n_tokens`` has not
         moved, and the next evaluation removes whatever the stopped batch left in the cache."""
+        t0 = time.perf_counter()
         try:
             self._llm.eval(tokens)
         except RuntimeError:
             if self._abort.raised:
                 raise _Aborted() from None
             raise
+        if len(tokens) == 1:
+            took = time.perf_counter() - t0
+            self._step_s = took if not self._step_s else 0.8 * self._step_s + 0.2 * took
 
     @contextlib.contextmanager
     def _abort_on(self, cancel: threading.Event) -> Iterator[None]:
@@ -351,8 +388,8 @@ class LocalEngine:
             # out of the cache, and whoever goes on (carry-on, next keystroke) evaluates it.
             if len(out) >= max_tokens:
                 break
-            if deadline is not None and time.perf_counter() >= deadline:
-                reason = StopReason.BUDGET
+            if deadline is not None and time.perf_counter() + self._step_s >= deadline:
+                reason = StopReason.BUDGET  # the next token would come after the deadline
                 break
             try:
                 self._decode([token])
