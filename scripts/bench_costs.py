@@ -949,10 +949,9 @@ class KeptTransport(httpx.AsyncBaseTransport):
 
 
 class BenchEscalator(Escalator):
-    """``Escalator`` whose HTTP engines share one transport. ``Escalator.run`` makes a new
-    engine, so a new ``httpx.AsyncClient``, for every request; building its TLS context (even
-    for http://) costs about 90 ms of CPU here, which would make the month take an hour.
-    Everything else (the engine, its streaming, retries, usage parsing) is nearline's."""
+    """``Escalator`` whose HTTP engines, one per simulated developer, share one transport that
+    stamps each request with its simulated time (the benchmark server's prompt cache runs on
+    it). Everything else (the engine, its streaming, retries, usage parsing) is nearline's."""
 
     transport: KeptTransport | None = None
 

@@ -76,6 +76,11 @@ class Actions:
         self._escalator.root = self.session.stack.root
         return self._escalator
 
+    async def aclose(self) -> None:
+        """Close the providers' HTTP connections."""
+        if self._escalator is not None:
+            await self._escalator.aclose()
+
     def _spending(self) -> Spending | None:
         ledger = self.session.ledger
         if ledger is None:

@@ -6,6 +6,7 @@ Nothing here touches the editor: ``session`` sends the edit and the messages.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -121,7 +122,11 @@ class Escalator:
         self.root = root
         self._local_model = local_model
         self._local: LocalChatEngine | None = None
+        self._engines: dict[str, tuple[EngineSettings, ChatEngine]] = {}
+        """Provider engines kept between requests: their HTTP connections (and TLS set-up)
+        are reused."""
         self.breaker = CircuitBreaker()
+        self._closing: set[asyncio.Future[None]] = set()
         self.spending = spending
         """What has been spent so far (from the ledger); None: no budgets apply."""
         self.loops = budget.LoopGuard()
@@ -165,7 +170,8 @@ class Escalator:
         ``privacy_verdict`` already made for ``docs``, or True to make it here; ``spending``
         likewise (None: no budgets)."""
         files, sel = self._sources(task, docs)
-        texts = [f.text for f in files] + [task.instruction, task.diagnostic]
+        # The prompt holds the files, then the selection again with the request.
+        texts = [f.text for f in files] + [sel.text, task.instruction, task.diagnostic]
         request = RouteRequest(
             task=task.kind,
             files=tuple(f.path for f in files),
@@ -220,7 +226,23 @@ class Escalator:
             if self._local is None:
                 self._local = LocalChatEngine(self._local_model(), self.settings.model)
             return self._local
-        return make_engine(engine_settings(name, self.settings.providers[name]))
+        wanted = engine_settings(name, self.settings.providers[name])
+        kept = self._engines.get(name)
+        if kept is not None and kept[0] == wanted:
+            return kept[1]
+        engine = make_engine(wanted)
+        self._engines[name] = (wanted, engine)
+        if kept is not None:  # the provider's settings changed
+            closing = asyncio.ensure_future(kept[1].aclose())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        return engine
+
+    async def aclose(self) -> None:
+        engines = [engine for _, engine in self._engines.values()]
+        self._engines.clear()
+        for engine in engines:
+            await engine.aclose()
 
     async def run(
         self, task: Task, docs: Sequence[Document], on_text: Callable[[str], None] | None = None
@@ -251,12 +273,7 @@ class Escalator:
             cache_key=project_cache_key(str(self.root or docs[0].path)),
         )
         engines = [self._engine(name) for name in decision.providers]
-        try:
-            result = await ProviderChain(engines, self.breaker).chat(request, on_text)
-        finally:
-            for engine in engines:
-                if engine is not self._local:
-                    await engine.aclose()
+        result = await ProviderChain(engines, self.breaker).chat(request, on_text)
         log.info(
             "%s answered by %s (%s) in %.0f ms",
             task.kind,

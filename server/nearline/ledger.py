@@ -241,6 +241,10 @@ class Ledger:
         """Queue ``entry``; returns its uid at once (never waits for the disk)."""
         if self._queue.qsize() >= MAX_PENDING:
             self.dropped += 1
+            if self.dropped == 1 or self.dropped % 10_000 == 0:
+                self._report(
+                    f"{self.dropped} usage rows dropped: the ledger cannot keep up or cannot write"
+                )
             return entry.uid
         self._queue.put(("row", entry))
         with self._lock:

@@ -81,6 +81,7 @@ class Session:
         self.escalations: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
         """Usage of each escalated request, cached tokens apart (also in the ledger)."""
         self.ledger: Ledger | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def initialize(self, params: types.InitializeParams) -> None:
@@ -266,6 +267,8 @@ class Session:
             self.service = None
         if self.ledger is not None:
             self.ledger.close()
+        if self._loop is not None and self._loop.is_running():
+            self._closing = self._loop.create_task(self.actions.aclose())
 
     # -- messages ----------------------------------------------------------------------------
     def show(self, text: str, kind: types.MessageType) -> None:

@@ -66,6 +66,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_NO_USAGE: set[str] = set()
+"""Providers already warned about for sending no usage."""
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_READ_TIMEOUT_S = 60.0
@@ -107,6 +109,20 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     output_tokens: int = 0
+
+
+CHARS_PER_TOKEN = 3.5
+"""For a usage estimate when a server reports none."""
+
+
+def estimate_usage(request: ChatRequest, text: str) -> Usage:
+    """Token counts guessed from text lengths, for servers that report no usage (llama.cpp's
+    server when streaming): a request is never accounted as free by mistake."""
+    prompt = sum(len(m.content) for m in request.messages)
+    return Usage(
+        input_tokens=max(1, round(prompt / CHARS_PER_TOKEN)),
+        output_tokens=round(len(text) / CHARS_PER_TOKEN),
+    )
 
 
 @dataclass(frozen=True)
@@ -297,6 +313,14 @@ class HttpChatEngine:
             random=self._random,
             provider=self.settings.name,
         )
+        if usage == Usage():
+            if self.settings.name not in _NO_USAGE:
+                _NO_USAGE.add(self.settings.name)
+                log.warning(
+                    "%s reported no token usage; the ledger gets an estimate from text lengths",
+                    self.settings.name,
+                )
+            usage = estimate_usage(request, text)
         return ChatResult(
             text=text,
             usage=usage,
