@@ -509,3 +509,28 @@ def test_html_report_is_self_contained_and_holds_the_json_numbers(
     for group in embedded["groups"]:
         assert visible[group["key"]][7] == usage.usd(group["cost_usd"])
     assert 'class="anomaly"' in text and embedded["anomalies"][0]["day"] == "2026-11-14"
+
+
+def test_local_kv_cache_reads_count_as_uncached_input_on_the_flagship() -> None:
+    from nearline.prices import Price
+
+    local = {
+        "task": "completion",
+        "tier": "local",
+        "provider": "local",
+        "cloud": 0,
+        "input_tokens": 2,
+        "cache_read_tokens": 300,
+        "cache_write_tokens": 0,
+        "output_tokens": 10,
+        "cost_usd": 0.0,
+        "outcome": "ok",
+        "accepted": None,
+        "day": "2026-11-23",
+    }
+    cloud = dict(local, provider="big", tier="flagship", cloud=1, task="refactor")
+    sonnet = Price(3e-6, 1.5e-5, 3e-7, 3.75e-6)
+    # The cloud has no copy of llama.cpp's KV cache: 302 uncached input tokens, 10 out.
+    assert usage.summarize("d", [local], sonnet).flagship_cost_usd == 0.001056
+    # A cloud request's own cache reads stay cache reads: 2 * 3e-6 + 300 * 3e-7 + 10 * 1.5e-5
+    assert usage.summarize("d", [cloud], sonnet).flagship_cost_usd == 0.000246

@@ -252,3 +252,18 @@ def table_for(settings: Any) -> PriceTable:
     return PriceTable(
         {name: {k: getattr(p, k) for k in PRICE_FIELDS} for name, p in settings.prices.items()}
     )
+
+
+def as_cloud_request(row: Mapping[str, Any]) -> Tokens:
+    """A ledger row's tokens as a cloud model would bill the same request (for "saved vs
+    all-flagship"). A local request's cache reads are llama.cpp's KV cache, which no provider
+    has: the cloud would bill them as uncached input."""
+    tokens = Tokens(
+        input=int(row.get("input_tokens") or 0),
+        cache_read=int(row.get("cache_read_tokens") or 0),
+        cache_write=int(row.get("cache_write_tokens") or 0),
+        output=int(row.get("output_tokens") or 0),
+    )
+    if row.get("provider") not in ("local", "") or row.get("cloud"):
+        return tokens
+    return Tokens(input=tokens.input + tokens.cache_read + tokens.cache_write, output=tokens.output)

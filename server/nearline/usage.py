@@ -30,7 +30,7 @@ from nearline.budget import WINDOW_DAYS, spike
 from nearline.config import Settings
 from nearline.errors import ConfigError, NearlineError
 from nearline.ledger import COMPLETION, ledger_path
-from nearline.prices import PRICE_FIELDS, Price, Tokens, flagship, table_for
+from nearline.prices import PRICE_FIELDS, Price, Tokens, as_cloud_request, flagship, table_for
 
 Row = Mapping[str, Any]
 PERIODS = ("day", "week", "month")
@@ -173,6 +173,16 @@ def _usd(rows: Iterable[Row]) -> float:
     return math.fsum(float(r.get("cost_usd") or 0) for r in rows)
 
 
+def _sum_tokens(items: Iterable[Tokens]) -> Tokens:
+    parts = list(items)
+    return Tokens(
+        input=sum(t.input for t in parts),
+        cache_read=sum(t.cache_read for t in parts),
+        cache_write=sum(t.cache_write for t in parts),
+        output=sum(t.output for t in parts),
+    )
+
+
 def bucket(rows: Iterable[Row], key: Callable[[Row], str]) -> dict[str, list[Row]]:
     out: dict[str, list[Row]] = {}
     for row in rows:
@@ -199,7 +209,7 @@ def summarize(key: str, rows: Sequence[Row], price: Price, anomaly: str | None =
         cache_read_tokens=tokens.cache_read,
         cost_usd=_usd(rows),
         # Prices are linear: the sum of the rows' flagship costs is the cost of their sum.
-        flagship_cost_usd=price.cost(tokens),
+        flagship_cost_usd=price.cost(_sum_tokens(as_cloud_request(r) for r in rows)),
         shown=len(shown),
         accepted=sum(1 for r in shown if r["accepted"]),
         completions=len(completions),
