@@ -114,7 +114,9 @@ from nearline.escalation import (  # noqa: E402
     Escalator,
     Outcome,
     Task,
+    cost_of,
     engine_settings,
+    ledger_entry,
 )
 from nearline.ledger import COMPLETION, Entry, Ledger  # noqa: E402
 from nearline.prices import (  # noqa: E402
@@ -1018,9 +1020,7 @@ class Run:
         return self.escalators[dev]
 
     def escalation_cost(self, provider: str, tokens: Tokens) -> float:
-        """``Session.escalation_cost``: the provider's price from the configured table."""
-        p = self.settings.providers.get(provider)
-        return provider_price(p, self.price_table).cost(tokens) if p else 0.0
+        return cost_of(provider, tokens, self.settings)
 
     def record(self, req: Request, entry: Entry, weight: float = 1.0) -> None:
         uid = self.ledger.record(entry)
@@ -1030,27 +1030,14 @@ class Run:
     def record_outcome(
         self, req: Request, docs: list[Document], outcome: Outcome, status: str, weight: float
     ) -> None:
-        """``Actions._record``."""
-        r = outcome.result
-        tokens = Tokens(
-            input=r.usage.input_tokens,
-            cache_read=r.usage.cache_read_tokens,
-            cache_write=r.usage.cache_write_tokens,
-            output=r.usage.output_tokens,
-        )
-        entry = Entry(
-            task=req.kind,
-            outcome=status,
-            tier=outcome.decision.tier,
-            provider=r.provider,
-            model=r.model,
-            tokens=tokens,
-            latency_ms=r.latency_ms,
-            cost_usd=self.escalation_cost(r.provider, tokens),
+        """As ``Actions._record`` does it."""
+        entry = ledger_entry(
+            outcome,
+            status,
+            self.settings,
             project_root=str(self.roots[req.dev]),
             project=PROJECT,
             language=language_of(docs[0].path),
-            cloud=r.provider != LOCAL_PROVIDER,
             ts=req.ts,
         )
         self.record(req, entry, weight)

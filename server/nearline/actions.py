@@ -18,7 +18,6 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from nearline.budget import spike
 from nearline.completion import resolve_model_path
-from nearline.config import LOCAL_PROVIDER
 from nearline.documents import split_lines, to_client_units
 from nearline.errors import (
     DiffError,
@@ -28,10 +27,17 @@ from nearline.errors import (
     ProviderError,
     RoutingError,
 )
-from nearline.escalation import TASK_LABELS, Document, Escalator, FileChange, Outcome, Task
+from nearline.escalation import (
+    TASK_LABELS,
+    Document,
+    Escalator,
+    FileChange,
+    Outcome,
+    Task,
+    ledger_entry,
+)
 from nearline.ledger import Entry, LedgerError, Spending, day_of
 from nearline.paths import cache_dir
-from nearline.prices import Tokens
 from nearline.router import language_of, model_of, title_for
 
 if TYPE_CHECKING:
@@ -211,27 +217,14 @@ class Actions:
 
     # -- accounting --------------------------------------------------------------------------
     def _record(self, task: Task, docs: list[Document], outcome: Outcome, status: str) -> Entry:
-        r = outcome.result
-        tokens = Tokens(
-            input=r.usage.input_tokens,
-            cache_read=r.usage.cache_read_tokens,
-            cache_write=r.usage.cache_write_tokens,
-            output=r.usage.output_tokens,
-        )
         root, name = self.session.project()
-        entry = Entry(
-            task=task.kind,
-            outcome=status,
-            tier=outcome.decision.tier,
-            provider=r.provider,
-            model=r.model,
-            tokens=tokens,
-            latency_ms=r.latency_ms,
-            cost_usd=self.session.escalation_cost(r.provider, tokens),
+        entry = ledger_entry(
+            outcome,
+            status,
+            self.session.settings,
             project_root=root,
             project=name,
             language=language_of(docs[0].path),
-            cloud=r.provider != LOCAL_PROVIDER,
         )
         self.session.record(entry)
         return entry

@@ -22,7 +22,8 @@ from nearline.engines.cloud import ProviderSettings as EngineSettings
 from nearline.engines.local_chat import LocalChatEngine
 from nearline.engines.reliability import CircuitBreaker, ProviderChain
 from nearline.errors import BudgetError, DiffError, PrivacyError, RoutingError
-from nearline.ledger import Spending
+from nearline.ledger import Entry, Spending
+from nearline.prices import Tokens, provider_price, table_for
 from nearline.prompts import (
     CHANGE_TASKS,
     Selection,
@@ -85,6 +86,47 @@ class Outcome:
     result: ChatResult
     text: str
     changes: tuple[FileChange, ...] = field(default_factory=tuple)
+
+
+def cost_of(provider: str, tokens: Tokens, settings: Settings) -> float:
+    """USD for ``tokens`` at ``provider``'s price (the price table under its settings)."""
+    p = settings.providers.get(provider)
+    return provider_price(p, table_for(settings)).cost(tokens) if p else 0.0
+
+
+def ledger_entry(
+    outcome: Outcome,
+    status: str,
+    settings: Settings,
+    *,
+    project_root: str,
+    project: str,
+    language: str,
+    ts: float | None = None,
+) -> Entry:
+    """The ledger row of an escalation that reached a provider, with its exact cost."""
+    r = outcome.result
+    tokens = Tokens(
+        input=r.usage.input_tokens,
+        cache_read=r.usage.cache_read_tokens,
+        cache_write=r.usage.cache_write_tokens,
+        output=r.usage.output_tokens,
+    )
+    entry = Entry(
+        task=outcome.decision.task,
+        outcome=status,
+        tier=outcome.decision.tier,
+        provider=r.provider,
+        model=r.model,
+        tokens=tokens,
+        latency_ms=r.latency_ms,
+        cost_usd=cost_of(r.provider, tokens, settings),
+        project_root=project_root,
+        project=project,
+        language=language,
+        cloud=r.provider != LOCAL_PROVIDER,
+    )
+    return entry if ts is None else dataclasses.replace(entry, ts=ts)
 
 
 def relative(path: str, root: Path | None) -> str:
@@ -192,12 +234,12 @@ class Escalator:
         """``decision`` if it fits every budget; else refused, or downgraded where the
         project says so (and the cheaper tier fits)."""
         opts = self.settings.budget
-        check = budget.check(
-            opts,
-            spent,
-            est_usd=decision.est_cost_usd,
-            est_tokens=decision.est_tokens + decision.est_output_tokens,
-        )
+
+        def fits(d: Decision) -> budget.Verdict:
+            tokens = d.est_tokens + d.est_output_tokens
+            return budget.check(opts, spent, est_usd=d.est_cost_usd, est_tokens=tokens)
+
+        check = fits(decision)
         if check.exceeded is None:
             return dataclasses.replace(decision, warnings=check.warnings)
         if opts.on_exceeded == "downgrade" and opts.downgrade_to != decision.tier:
@@ -210,12 +252,7 @@ class Escalator:
             )
             if lower.refused or not lower.cloud:
                 return lower
-            again = budget.check(
-                opts,
-                spent,
-                est_usd=lower.est_cost_usd,
-                est_tokens=lower.est_tokens + lower.est_output_tokens,
-            )
+            again = fits(lower)
             if again.exceeded is None:
                 return dataclasses.replace(lower, warnings=again.warnings)
         return dataclasses.replace(decision, refused=check.message, over_budget=True)

@@ -30,7 +30,7 @@ from nearline.errors import (
 )
 from nearline.layers import ConfigStack
 from nearline.ledger import COMPLETION, Entry, Ledger
-from nearline.prices import Tokens, provider_price, table_for
+from nearline.prices import Tokens
 
 log = logging.getLogger(__name__)
 
@@ -278,10 +278,6 @@ class Session:
             self.server.window_show_message(types.ShowMessageParams(type=kind, message=text))
         except Exception:  # no client attached (tests, shutdown)
             log.debug("could not send showMessage", exc_info=True)
-
-    def escalation_cost(self, provider: str, tokens: Tokens) -> float:
-        p = self.settings.providers.get(provider)
-        return provider_price(p, table_for(self.settings)).cost(tokens) if p else 0.0
 
     def escalation_status(self, outcome: Any, entry: Entry) -> None:
         r = outcome.result
