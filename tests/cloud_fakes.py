@@ -250,3 +250,50 @@ class FakeClock:
 
 closed_port = free_port
 """A port nothing listens on."""
+
+
+# -- a well-behaved provider that records what it gets ----------------------------------------
+
+
+class RecordingProvider(http.server.ThreadingHTTPServer):
+    """An OpenAI-compatible server on 127.0.0.1: records each request's JSON body and streams
+    ``answer``, then ``usage`` (as OpenAI reports it, cached tokens included)."""
+
+    daemon_threads = True
+
+    def __init__(self, answer: str = "Fine.", usage: dict[str, Any] | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), _RecordingHandler)
+        self.answer = answer
+        self.usage = usage or {"prompt_tokens": 10, "completion_tokens": 2}
+        self.bodies: list[dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def start(self) -> RecordingProvider:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _RecordingHandler(http.server.BaseHTTPRequestHandler):
+    server: RecordingProvider
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        self.server.bodies.append(json.loads(self.rfile.read(length)))
+        chunk = {"choices": [{"index": 0, "delta": {"content": self.server.answer}}]}
+        usage = {"choices": [], "usage": self.server.usage}
+        body = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(usage)}\n\ndata: [DONE]\n\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())

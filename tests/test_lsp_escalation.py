@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
+from cloud_fakes import RecordingProvider
 from conftest import Client, free_port, plain
 
 CALC = "def f(a, b):\n    return a+b\n\n\nprint(f(1, 2))\n"
@@ -197,47 +196,17 @@ async def test_explain_shows_the_answer(
 # -- privacy and offline, against a recording server ---------------------------------------
 
 
-class Recorder(http.server.ThreadingHTTPServer):
-    bodies: list[dict[str, Any]]
-
-
-class RecordingHandler(http.server.BaseHTTPRequestHandler):
-    server: Recorder
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        self.server.bodies.append(json.loads(self.rfile.read(length)))
-        chunk = {"choices": [{"index": 0, "delta": {"content": "Fine."}}]}
-        usage = {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
-        body = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(usage)}\n\ndata: [DONE]\n\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-
 @pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    server = Recorder(("127.0.0.1", 0), RecordingHandler)
-    server.bodies = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def recorder() -> Iterator[RecordingProvider]:
+    server = RecordingProvider().start()
     yield server
-    server.shutdown()
-    server.server_close()
-
-
-def url(server: Recorder) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.stop()
 
 
 async def test_a_file_with_a_secret_is_never_sent(
-    recorder: Recorder, nearline_env: dict[str, str], tmp_path: Path
+    recorder: RecordingProvider, nearline_env: dict[str, str], tmp_path: Path
 ) -> None:
-    root = project(tmp_path, url(recorder))
+    root = project(tmp_path, recorder.url)
     (root / "settings.py").write_text('AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"\n')
     client = await start(nearline_env, root)
     secret_uri = (root / "settings.py").as_uri()
@@ -258,9 +227,9 @@ async def test_a_file_with_a_secret_is_never_sent(
 
 
 async def test_cloud_false_keeps_everything_local(
-    recorder: Recorder, nearline_env: dict[str, str], tmp_path: Path
+    recorder: RecordingProvider, nearline_env: dict[str, str], tmp_path: Path
 ) -> None:
-    root = project(tmp_path, url(recorder), cloud=False)
+    root = project(tmp_path, recorder.url, cloud=False)
     client = await start(nearline_env, root)
     try:
         action = await code_action(client, (root / "calc.py").as_uri(), "explain")

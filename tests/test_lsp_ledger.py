@@ -4,10 +4,7 @@ spend, and budgets, spikes and runaway loops act on escalations (never on autoco
 
 from __future__ import annotations
 
-import http.server
-import json
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +13,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
+from cloud_fakes import RecordingProvider
 from conftest import DEMO, END, LAST, URI, Client, plain
 from nearline.ledger import Entry, Ledger
 from nearline.prices import Tokens
@@ -31,59 +29,28 @@ USAGE = {
 SONNET_COST = 0.00345
 
 
-class Provider(http.server.ThreadingHTTPServer):
-    """An OpenAI-compatible server on 127.0.0.1 that reports cached tokens, as OpenAI does."""
-
-    bodies: list[dict[str, Any]]
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    server: Provider
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        self.server.bodies.append(json.loads(self.rfile.read(length)))
-        chunk = {"choices": [{"index": 0, "delta": {"content": "It adds two numbers."}}]}
-        usage = {"choices": [], "usage": USAGE}
-        body = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(usage)}\n\ndata: [DONE]\n\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-
-def start_provider() -> Provider:
-    server = Provider(("127.0.0.1", 0), Handler)
-    server.bodies = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+def provider() -> RecordingProvider:
+    return RecordingProvider("It adds two numbers.", USAGE).start()
 
 
 @pytest.fixture
-def providers() -> Iterator[tuple[Provider, Provider]]:
-    big, small = start_provider(), start_provider()
+def providers() -> Iterator[tuple[RecordingProvider, RecordingProvider]]:
+    big, small = provider(), provider()
     yield big, small
-    for server in (big, small):
-        server.shutdown()
-        server.server_close()
+    big.stop()
+    small.stop()
 
 
-def url(server: Provider) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}/v1"
-
-
-def make_project(tmp_path: Path, big: Provider, small: Provider, **extra: Any) -> Path:
+def make_project(
+    tmp_path: Path, big: RecordingProvider, small: RecordingProvider, **extra: Any
+) -> Path:
     root = (tmp_path / "proj").resolve()
     root.mkdir()
     (root / "calc.py").write_text(CALC)
     config: dict[str, Any] = {
         "providers": {
-            "big": {"kind": "openai", "base_url": url(big), "model": "claude-sonnet-4-5"},
-            "small": {"kind": "openai", "base_url": url(small), "model": "gpt-4.1-mini"},
+            "big": {"kind": "openai", "base_url": big.url, "model": "claude-sonnet-4-5"},
+            "small": {"kind": "openai", "base_url": small.url, "model": "gpt-4.1-mini"},
         },
         "routing": {
             "tiers": {"flagship": ["big"], "value": ["small"]},
@@ -171,7 +138,9 @@ async def test_completions_are_recorded_and_acceptance_comes_back(
 
 
 async def test_an_escalation_is_recorded_with_its_exact_cost(
-    providers: tuple[Provider, Provider], nearline_env: dict[str, str], tmp_path: Path
+    providers: tuple[RecordingProvider, RecordingProvider],
+    nearline_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     big, small = providers
     root = make_project(tmp_path, big, small)
@@ -193,7 +162,9 @@ async def test_an_escalation_is_recorded_with_its_exact_cost(
 
 
 async def test_a_spent_budget_refuses_but_autocomplete_goes_on(
-    providers: tuple[Provider, Provider], nearline_env: dict[str, str], tmp_path: Path
+    providers: tuple[RecordingProvider, RecordingProvider],
+    nearline_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     big, small = providers
     root = make_project(tmp_path, big, small, budget={"project": {"daily_usd": 5.0}})
@@ -213,7 +184,9 @@ async def test_a_spent_budget_refuses_but_autocomplete_goes_on(
 
 
 async def test_a_project_that_says_so_is_downgraded(
-    providers: tuple[Provider, Provider], nearline_env: dict[str, str], tmp_path: Path
+    providers: tuple[RecordingProvider, RecordingProvider],
+    nearline_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     big, small = providers
     root = make_project(
@@ -236,7 +209,9 @@ async def test_a_project_that_says_so_is_downgraded(
 
 
 async def test_the_soft_threshold_warns_once(
-    providers: tuple[Provider, Provider], nearline_env: dict[str, str], tmp_path: Path
+    providers: tuple[RecordingProvider, RecordingProvider],
+    nearline_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     big, small = providers
     root = make_project(tmp_path, big, small, budget={"project": {"daily_usd": 5.0}})
@@ -255,7 +230,9 @@ async def test_the_soft_threshold_warns_once(
 
 
 async def test_a_spending_spike_is_flagged_once(
-    providers: tuple[Provider, Provider], nearline_env: dict[str, str], tmp_path: Path
+    providers: tuple[RecordingProvider, RecordingProvider],
+    nearline_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     big, small = providers
     root = make_project(tmp_path, big, small)
@@ -276,7 +253,9 @@ async def test_a_spending_spike_is_flagged_once(
 
 
 async def test_a_runaway_loop_is_stopped(
-    providers: tuple[Provider, Provider], nearline_env: dict[str, str], tmp_path: Path
+    providers: tuple[RecordingProvider, RecordingProvider],
+    nearline_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     big, small = providers
     root = make_project(tmp_path, big, small, alerts={"loop_max_requests": 2})
@@ -292,7 +271,9 @@ async def test_a_runaway_loop_is_stopped(
 
 
 async def test_the_editors_usage_command_returns_the_report(
-    providers: tuple[Provider, Provider], nearline_env: dict[str, str], tmp_path: Path
+    providers: tuple[RecordingProvider, RecordingProvider],
+    nearline_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     big, small = providers
     root = make_project(tmp_path, big, small)
