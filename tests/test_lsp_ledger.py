@@ -4,6 +4,7 @@ spend, and budgets, spikes and runaway loops act on escalations (never on autoco
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -302,5 +303,26 @@ async def test_usage_without_arguments_is_the_last_week(nearline_env: dict[str, 
             types.ExecuteCommandParams(command="nearline.usage", arguments=[])
         )
         assert isinstance(result, str) and "no requests recorded" in result
+    finally:
+        await client.finish()
+
+
+async def test_a_ledger_that_cannot_be_written_is_one_message_not_a_dead_server(
+    nearline_env: dict[str, str], tmp_path: Path
+) -> None:
+    nearline_env["NEARLINE_LEDGER"] = str(tmp_path)  # a folder: SQLite cannot open it
+    client = Client()
+    await client.start(nearline_env)
+    try:
+        client.open(URI, DEMO)
+        assert await client.inline(URI, LAST, END)
+        assert await client.inline(URI, LAST, END)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+            "usage is not being recorded" in m.message for m in client.messages
+        ):
+            await asyncio.sleep(0.1)
+        warnings = [m.message for m in client.messages if "usage" in m.message]
+        assert len(warnings) == 1 and "cannot write the usage ledger" in warnings[0], warnings
     finally:
         await client.finish()

@@ -88,6 +88,10 @@ class Session:
         self.stack.root = _root_of(params)
         self._set_editor_options(params.initialization_options, "initializationOptions")
         self._reload()
+        try:  # for messages from other threads (the ledger's) before `initialized`
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
         self.ledger = Ledger(on_error=self._ledger_error)
 
     def _ledger_error(self, text: str) -> None:

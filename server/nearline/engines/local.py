@@ -91,7 +91,7 @@ class AbortFlag:
         try:
             libc = ctypes.CDLL(None)
             strlen = ctypes.cast(libc.strlen, ctypes.c_void_p).value
-        except (OSError, AttributeError):  # pragma: no cover - no C library in this process
+        except (OSError, AttributeError, TypeError):  # pragma: no cover - no C library here
             return False
         if not strlen:  # pragma: no cover
             return False
