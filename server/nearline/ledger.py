@@ -415,7 +415,7 @@ class Ledger:
 
     # -- reading -----------------------------------------------------------------------------
     @contextmanager
-    def reader(self) -> Iterator[sqlite3.Connection]:
+    def reader(self, timeout: float = 5.0) -> Iterator[sqlite3.Connection]:
         """A connection for queries; ``LedgerError`` when the database cannot be read."""
         if not self.path.exists():
             conn = sqlite3.connect(":memory:")
@@ -423,12 +423,12 @@ class Ledger:
             migrate(conn)
         else:
             try:
-                conn = connect(self.path)
+                conn = connect(self.path, timeout=timeout)
                 found = int(conn.execute("PRAGMA user_version").fetchone()[0])
                 if found < SCHEMA_VERSION:
                     conn.close()
-                    self.flush()  # the writer migrates
-                    conn = connect(self.path)
+                    self.flush(timeout)  # the writer migrates
+                    conn = connect(self.path, timeout=timeout)
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from None
         try:
@@ -470,7 +470,7 @@ class Ledger:
         """Today's and this month's spend, for the project and for the user; waits for rows
         still queued, so a budget sees the request just made."""
         now = time.time() if now is None else now
-        self.flush(2.0)
+        self.flush(0.5)  # it runs on the editor's request path: a locked database costs 1 s
         today = day_of(now)
         month_start = today[:8] + "01"
         sql = (
@@ -479,7 +479,7 @@ class Ledger:
             "FROM requests WHERE day >= ? AND day <= ? GROUP BY 1, 2"
         )
         totals: dict[tuple[bool, bool], Spend] = {}
-        with self.reader() as conn:
+        with self.reader(timeout=0.5) as conn:
             for mine, is_today, usd, tokens in conn.execute(
                 sql, (project_root, today, month_start, today)
             ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import logging
 import time
@@ -88,10 +89,9 @@ class Session:
         self.stack.root = _root_of(params)
         self._set_editor_options(params.initialization_options, "initializationOptions")
         self._reload()
-        try:  # for messages from other threads (the ledger's) before `initialized`
+        # For messages from other threads (the ledger's) that come before `initialized`.
+        with contextlib.suppress(RuntimeError):
             self._loop = asyncio.get_running_loop()
-        except RuntimeError:
-            pass
         self.ledger = Ledger(on_error=self._ledger_error)
 
     def _ledger_error(self, text: str) -> None:
@@ -270,7 +270,7 @@ class Session:
             self.service.close()
             self.service = None
         if self.ledger is not None:
-            self.ledger.close()
+            self.ledger.close(timeout=2.0)  # rows the database takes by then; shutdown waits
         if self._loop is not None and self._loop.is_running():
             self._closing = self._loop.create_task(self.actions.aclose())
 
