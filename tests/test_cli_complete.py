@@ -71,9 +71,16 @@ def test_doctor_reports_each_check(nearline_env: dict[str, str], tmp_path: Path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     for name in ("llama-cpp-python", "model", "cache dir", "data dir", "gpu offload"):
         assert f"] {name}:" in ok.stdout
+    assert "[ok ] usage ledger:" in ok.stdout
     bad = nearline("doctor", "--model", str(tmp_path / "nope.gguf"), env=nearline_env)
     assert bad.returncode == 1
     assert "[FAIL] model:" in bad.stdout and "fix:" in bad.stdout
+    damaged = tmp_path / "usage.db"
+    damaged.write_bytes(b"not a database" * 100)
+    broken = nearline("doctor", env={**nearline_env, "NEARLINE_LEDGER": str(damaged)})
+    assert broken.returncode == 1
+    assert "[FAIL] usage ledger:" in broken.stdout and "move" in broken.stdout
+    assert damaged.read_bytes().startswith(b"not a database")  # doctor only looks
 
 
 def test_models_lists_the_default_as_active(nearline_env: dict[str, str]) -> None:

@@ -109,3 +109,31 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
             f"{folder} " + (problem or "writable"),
             f"make {folder} writable, or move it with NEARLINE_{label.split()[0].upper()}_DIR",
         )
+
+    yield _ledger_check()
+
+
+def _ledger_check() -> Check:
+    """The usage ledger opens read-only and answers; a missing one is fine (made on first use)."""
+    import sqlite3
+
+    from nearline.ledger import SCHEMA_VERSION, ledger_path
+
+    path = ledger_path()
+    fix = f"move {path} aside (nearline starts a new one), or set NEARLINE_LEDGER"
+    if not path.exists():
+        return Check("usage ledger", True, f"{path} (created on first use)")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2.0)
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            rows = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] if version else 0
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return Check("usage ledger", False, f"{path}: {exc}", fix)
+    if version > SCHEMA_VERSION:
+        return Check(
+            "usage ledger", False, f"{path}: schema {version} is newer", "upgrade nearline"
+        )
+    return Check("usage ledger", True, f"{path}: {rows:,} requests (schema {version})")
