@@ -5,9 +5,10 @@ spend, and budgets, spikes and runaway loops act on escalations (never on autoco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +96,21 @@ def rows(env: dict[str, str]) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute("SELECT * FROM requests ORDER BY id")]
 
 
-async def start(env: dict[str, str], root: Path) -> Client:
+@contextlib.asynccontextmanager
+async def served(env: dict[str, str], root: Path) -> AsyncIterator[tuple[Client, str]]:
+    """A real server for the project at ``root``, with calc.py open; yields (client, its URI)."""
     client = Client()
     await client.start(env, root=root)
-    client.open((root / "calc.py").as_uri(), CALC)
-    return client
+    uri = (root / "calc.py").as_uri()
+    client.open(uri, CALC)
+    try:
+        yield client, uri
+    finally:
+        await client.finish()
+
+
+async def explain(client: Client, uri: str) -> dict[str, Any]:
+    return await run(client, await code_action(client, uri, "explain"))
 
 
 async def test_completions_are_recorded_and_acceptance_comes_back(
@@ -145,16 +156,12 @@ async def test_an_escalation_is_recorded_with_its_exact_cost(
 ) -> None:
     big, small = providers
     root = make_project(tmp_path, big, small)
-    client = await start(nearline_env, root)
-    try:
-        uri = (root / "calc.py").as_uri()
+    async with served(nearline_env, root) as (client, uri):
         result = await run(client, await code_action(client, uri, "explain"))
         assert result["ok"] is True
         status = [s for s in client.statuses if s.get("tier") == "flagship"][-1]
         assert status["cost_usd"] == SONNET_COST
         assert status["spend_today_usd"] == SONNET_COST
-    finally:
-        await client.finish()
     [row] = [r for r in rows(nearline_env) if r["task"] == "explain"]
     assert (row["input_tokens"], row["cache_read_tokens"], row["output_tokens"]) == (500, 1500, 100)
     assert row["cost_usd"] == SONNET_COST and row["cloud"] == 1
@@ -170,9 +177,7 @@ async def test_a_spent_budget_refuses_but_autocomplete_goes_on(
     big, small = providers
     root = make_project(tmp_path, big, small, budget={"project": {"daily_usd": 5.0}})
     spend(nearline_env, root, 5.0)
-    client = await start(nearline_env, root)
-    try:
-        uri = (root / "calc.py").as_uri()
+    async with served(nearline_env, root) as (client, uri):
         action = await code_action(client, uri, "explain")
         assert "unavailable: this project's daily budget of $5.00 is spent" in action.title
         result = await run(client, action)
@@ -180,8 +185,6 @@ async def test_a_spent_budget_refuses_but_autocomplete_goes_on(
         assert big.bodies == [] and small.bodies == []
         client.open(URI, DEMO)
         assert await client.inline(URI, LAST, END)  # autocomplete is never blocked
-    finally:
-        await client.finish()
 
 
 async def test_a_project_that_says_so_is_downgraded(
@@ -197,16 +200,12 @@ async def test_a_project_that_says_so_is_downgraded(
         budget={"project": {"daily_usd": 5.0}, "on_exceeded": "downgrade", "downgrade_to": "value"},
     )
     spend(nearline_env, root, 4.995)
-    client = await start(nearline_env, root)
-    try:
-        uri = (root / "calc.py").as_uri()
+    async with served(nearline_env, root) as (client, uri):
         action = await code_action(client, uri, "explain")
         assert "→ value (gpt-4.1-mini" in action.title
         result = await run(client, action)
         assert result["ok"] is True and result["provider"] == "small"
         assert len(small.bodies) == 1 and big.bodies == []
-    finally:
-        await client.finish()
 
 
 async def test_the_soft_threshold_warns_once(
@@ -217,17 +216,13 @@ async def test_the_soft_threshold_warns_once(
     big, small = providers
     root = make_project(tmp_path, big, small, budget={"project": {"daily_usd": 5.0}})
     spend(nearline_env, root, 4.2)
-    client = await start(nearline_env, root)
-    try:
-        uri = (root / "calc.py").as_uri()
+    async with served(nearline_env, root) as (client, uri):
         for _ in range(2):
-            assert (await run(client, await code_action(client, uri, "explain")))["ok"] is True
+            assert (await explain(client, uri))["ok"] is True
         warnings = [
             m.message for m in client.messages if "of this project's daily budget" in m.message
         ]
         assert len(warnings) == 1 and "84% of this project's daily budget" in warnings[0]
-    finally:
-        await client.finish()
 
 
 async def test_a_spending_spike_is_flagged_once(
@@ -241,16 +236,12 @@ async def test_a_spending_spike_is_flagged_once(
     for days_ago in range(1, 8):
         spend(nearline_env, root, 1.0, now - days_ago * DAY)
     spend(nearline_env, root, 3.5, now)
-    client = await start(nearline_env, root)
-    try:
-        uri = (root / "calc.py").as_uri()
+    async with served(nearline_env, root) as (client, uri):
         for _ in range(2):
-            assert (await run(client, await code_action(client, uri, "explain")))["ok"] is True
+            assert (await explain(client, uri))["ok"] is True
         spikes = [m.message for m in client.messages if "unusual spending" in m.message]
         assert len(spikes) == 2  # the project's, and the user's: each once
         assert "7-day average of $1.00" in spikes[0]
-    finally:
-        await client.finish()
 
 
 async def test_a_runaway_loop_is_stopped(
@@ -260,15 +251,11 @@ async def test_a_runaway_loop_is_stopped(
 ) -> None:
     big, small = providers
     root = make_project(tmp_path, big, small, alerts={"loop_max_requests": 2})
-    client = await start(nearline_env, root)
-    try:
-        uri = (root / "calc.py").as_uri()
-        results = [await run(client, await code_action(client, uri, "explain")) for _ in range(3)]
+    async with served(nearline_env, root) as (client, uri):
+        results = [await explain(client, uri) for _ in range(3)]
         assert [r["ok"] for r in results] == [True, True, False]
         assert "runaway loop" in results[2]["message"]
         assert len(big.bodies) == 2
-    finally:
-        await client.finish()
 
 
 async def test_the_editors_usage_command_returns_the_report(
@@ -279,8 +266,7 @@ async def test_the_editors_usage_command_returns_the_report(
     big, small = providers
     root = make_project(tmp_path, big, small)
     spend(nearline_env, root, 1.25)
-    client = await start(nearline_env, root)
-    try:
+    async with served(nearline_env, root) as (client, _):
         result = await client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="nearline.usage", arguments=[{"days": 3}])
         )
@@ -291,8 +277,6 @@ async def test_the_editors_usage_command_returns_the_report(
             await client.workspace_execute_command_async(
                 types.ExecuteCommandParams(command="nearline.usage", arguments=[{"days": "x"}])
             )
-    finally:
-        await client.finish()
 
 
 async def test_usage_without_arguments_is_the_last_week(nearline_env: dict[str, str]) -> None:
