@@ -278,11 +278,12 @@ class LocalEngine:
     @contextlib.contextmanager
     def _abort_on(self, cancel: threading.Event) -> Iterator[None]:
         """While this runs, setting ``cancel`` also stops a decode in progress."""
+        if self._abortable:
+            self._abort.clear()  # a late cancel of an earlier job may have raised it
         hooks = getattr(cancel, "hooks", None)
         if not self._abortable or hooks is None:
             yield
             return
-        self._abort.clear()
         hooks.append(self._abort.raise_)
         if cancel.is_set():  # set before the hook was in place
             self._abort.raise_()
