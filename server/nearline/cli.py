@@ -230,33 +230,22 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 def _record_completion(path: Path, settings: Settings, result: Any) -> None:
     """The request goes into the usage ledger like the editor's."""
+    from nearline.completion import ledger_entry
     from nearline.layers import find_project_file
-    from nearline.ledger import COMPLETION, Entry, Ledger
-    from nearline.prices import Tokens
+    from nearline.ledger import Ledger
     from nearline.router import language_of
 
     project_file = find_project_file(path.resolve().parent)
     root = project_file.parent if project_file else Path.cwd()
-    g = result.generation
-    tokens = (
-        Tokens(input=g.evaluated_tokens, cache_read=g.reused_tokens, output=len(g.tokens))
-        if g is not None
-        else Tokens()
+    entry = ledger_entry(
+        result,
+        project_root=str(root),
+        project=settings.usage.project_name or root.name,
+        language=language_of(str(path)),
+        client="complete",
     )
     ledger = Ledger(on_error=lambda text: print(f"nearline: {text}", file=sys.stderr))
-    ledger.record(
-        Entry(
-            task=COMPLETION,
-            outcome="served-from-cache" if result.source == "cache" else "ok",
-            model=result.model_id,
-            tokens=tokens,
-            latency_ms=result.latency_ms,
-            project_root=str(root),
-            project=settings.usage.project_name or root.name,
-            language=language_of(str(path)),
-            client="complete",
-        )
-    )
+    ledger.record(entry)
     ledger.close()
 
 

@@ -22,8 +22,10 @@ from nearline.documents import DocumentView, check_content, to_code_points
 from nearline.engines.base import CompletionEngine, Generation, StopReason
 from nearline.engines.local import LocalEngine
 from nearline.errors import ModelError, NearlineError
+from nearline.ledger import COMPLETION, Entry
 from nearline.paths import cache_dir
 from nearline.postprocess import limit_scope, make_pipeline, postprocess
+from nearline.prices import Tokens
 from nearline.scheduler import Job, Priority, Scheduler
 from nearline.typethrough import ShownSuggestions
 
@@ -49,6 +51,47 @@ class CompletionResult:
     generation: Generation | None = None
     uid: str = ""
     """The request's id in the usage ledger (the client sends it back on accept)."""
+
+
+OUTCOME_OF = {
+    "model": "ok",
+    "none": "ok",
+    "cache": "served-from-cache",
+    "typing-through": "typed-through",
+    "superseded": "cancelled",
+}
+"""Ledger outcome of each completion source."""
+
+
+def ledger_entry(
+    result: CompletionResult,
+    *,
+    project_root: str,
+    project: str,
+    language: str,
+    client: str = "lsp",
+    shown: bool = False,
+) -> Entry:
+    """The ledger row of a completion: the tokens the engine evaluated, reused from its KV cache
+    and generated. ``shown``: the suggestion went to an editor, which may accept it."""
+    g = result.generation
+    tokens = (
+        Tokens(input=g.evaluated_tokens, cache_read=g.reused_tokens, output=len(g.tokens))
+        if g is not None
+        else Tokens()
+    )
+    return Entry(
+        task=COMPLETION,
+        outcome=OUTCOME_OF.get(result.source, "ok"),
+        model=result.model_id,
+        tokens=tokens,
+        latency_ms=result.latency_ms,
+        project_root=project_root,
+        project=project,
+        language=language,
+        client=client,
+        accepted=False if shown and result.text else None,
+    )
 
 
 @dataclass

@@ -117,14 +117,14 @@ def _ledger_check() -> Check:
     """The usage ledger opens read-only and answers; a missing one is fine (made on first use)."""
     import sqlite3
 
-    from nearline.ledger import SCHEMA_VERSION, ledger_path
+    from nearline.ledger import SCHEMA_VERSION, connect_read_only, ledger_path
 
     path = ledger_path()
     fix = f"move {path} aside (nearline starts a new one), or set NEARLINE_LEDGER"
     if not path.exists():
         return Check("usage ledger", True, f"{path} (created on first use)")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2.0)
+        conn = connect_read_only(path, timeout=2.0)
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             rows = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] if version else 0

@@ -445,10 +445,8 @@ class Ledger:
         project_root: str | None = None,
     ) -> list[dict[str, Any]]:
         """Rows with ``since <= day <= until`` (``YYYY-MM-DD``, local time), oldest first."""
-        where, args = _where(since, until, project_root)
         with self.reader() as conn:
-            cur = conn.execute(f"SELECT * FROM requests {where} ORDER BY ts, id", args)
-            return [dict(r) for r in cur]
+            return select_rows(conn, since, until, project_root)
 
     def daily(
         self,
@@ -523,6 +521,26 @@ class Ledger:
         except LedgerError as exc:
             log.warning("ledger: %s", exc)
             return False
+
+
+def connect_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection that can only read: it never creates, migrates or moves the file."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def select_rows(
+    conn: sqlite3.Connection,
+    since: str | None = None,
+    until: str | None = None,
+    project_root: str | None = None,
+) -> list[dict[str, Any]]:
+    """Rows with ``since <= day <= until`` (``YYYY-MM-DD``, local time), oldest first;
+    ``project_root`` matches a project's root path or its name."""
+    where, args = _where(since, until, project_root)
+    cur = conn.execute(f"SELECT * FROM requests {where} ORDER BY ts, id", args)
+    return [dict(r) for r in cur]
 
 
 def _where(since: str | None, until: str | None, project_root: str | None) -> tuple[str, list[Any]]:

@@ -19,7 +19,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from nearline.actions import Actions
-from nearline.completion import CompletionResult, CompletionService, build_service
+from nearline.completion import CompletionResult, CompletionService, build_service, ledger_entry
 from nearline.config import merge
 from nearline.documents import DocumentView, split_lines, to_client_units
 from nearline.errors import (
@@ -31,7 +31,6 @@ from nearline.errors import (
 )
 from nearline.layers import ConfigStack
 from nearline.ledger import COMPLETION, Entry, Ledger
-from nearline.prices import Tokens
 
 log = logging.getLogger(__name__)
 
@@ -460,25 +459,10 @@ class Session:
                 language=self._language(uri),
             )
             return self.record(entry)
-        g = result.generation
-        tokens = (
-            Tokens(input=g.evaluated_tokens, cache_read=g.reused_tokens, output=len(g.tokens))
-            if g is not None
-            else Tokens()
+        entry = ledger_entry(
+            result, project_root=root, project=name, language=self._language(uri), shown=True
         )
-        return self.record(
-            Entry(
-                task=COMPLETION,
-                outcome=OUTCOME_OF.get(result.source, "ok"),
-                model=result.model_id,
-                tokens=tokens,
-                latency_ms=result.latency_ms,
-                project_root=root,
-                project=name,
-                language=self._language(uri),
-                accepted=False if result.text else None,
-            )
-        )
+        return self.record(entry)
 
     async def inline_completion(
         self, params: types.InlineCompletionParams
@@ -601,15 +585,6 @@ class Session:
 
 
 BY = ("model", "tier", "project", "task")
-
-OUTCOME_OF = {
-    "model": "ok",
-    "none": "ok",
-    "cache": "served-from-cache",
-    "typing-through": "typed-through",
-    "superseded": "cancelled",
-}
-"""Ledger outcome of each completion source."""
 
 
 def _change_end(

@@ -29,7 +29,7 @@ from rich.text import Text
 from nearline.budget import WINDOW_DAYS, spike
 from nearline.config import Settings
 from nearline.errors import ConfigError, NearlineError
-from nearline.ledger import COMPLETION, ledger_path
+from nearline.ledger import COMPLETION, connect_read_only, ledger_path, select_rows
 from nearline.prices import PRICE_FIELDS, Price, Tokens, as_cloud_request, flagship, table_for
 
 Row = Mapping[str, Any]
@@ -475,18 +475,12 @@ def read_rows(path: Path, since: str, until: str, project: str | None = None) ->
     migrates or moves the ledger aside (``Ledger`` may). No ledger yet: no rows."""
     if not path.exists():
         return []
-    sql = "SELECT * FROM requests WHERE day >= ? AND day <= ?"
-    args = [since, until]
-    if project is not None:
-        sql += " AND (project_root = ? OR project = ?)"
-        args += [project, project]
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        conn = connect_read_only(path)
         try:
-            conn.row_factory = sqlite3.Row
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone():
                 return []  # created, never written
-            return [dict(r) for r in conn.execute(sql + " ORDER BY ts, id", args)]
+            return list(select_rows(conn, since, until, project))
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -495,21 +489,41 @@ def read_rows(path: Path, since: str, until: str, project: str | None = None) ->
         ) from None
 
 
+def ledger_report(
+    settings: Settings,
+    first: dt.date,
+    last: dt.date,
+    *,
+    period: str,
+    by: str | None,
+    project: str | None,
+) -> Report:
+    """The report of the ledger from ``first`` to ``last``; the week before ``first`` is read
+    too, as what anomalies are measured against."""
+    history = first - dt.timedelta(days=WINDOW_DAYS)
+    rows = read_rows(ledger_path(), history.isoformat(), last.isoformat(), project)
+    return build_report(
+        rows,
+        settings,
+        period=period,
+        by=by,
+        since=first.isoformat(),
+        until=last.isoformat(),
+        project=project,
+    )
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """``nearline usage``: the table, or JSON, CSV or an HTML file."""
     today = dt.date.today()
     first, last = window(getattr(args, "since", None), getattr(args, "until", None), today)
-    project = project_filter(getattr(args, "project", None))
-    history = first - dt.timedelta(days=WINDOW_DAYS)  # what anomalies are measured against
-    rows = read_rows(ledger_path(), history.isoformat(), last.isoformat(), project)
-    report = build_report(
-        rows,
+    report = ledger_report(
         settings,
+        first,
+        last,
         period=getattr(args, "period", None) or "day",
         by=getattr(args, "by", None),
-        since=first.isoformat(),
-        until=last.isoformat(),
-        project=project,
+        project=project_filter(getattr(args, "project", None)),
     )
     if getattr(args, "json", False):
         print(to_json(report))
@@ -541,17 +555,7 @@ def text_report(
     """The terminal report as plain text, 80 columns wide (the editors' "show usage")."""
     today = today or dt.date.today()
     first = today - dt.timedelta(days=max(1, days) - 1)
-    history = first - dt.timedelta(days=WINDOW_DAYS)
-    rows = read_rows(ledger_path(), history.isoformat(), today.isoformat(), project)
-    report = build_report(
-        rows,
-        settings,
-        period=period,
-        by=by,
-        since=first.isoformat(),
-        until=today.isoformat(),
-        project=project,
-    )
+    report = ledger_report(settings, first, today, period=period, by=by, project=project)
     console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
     render(report, console)
     return console.export_text()
