@@ -106,6 +106,29 @@ def test_an_old_schema_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def test_rows_from_before_the_cloud_flag_still_count_for_budgets(tmp_path: Path) -> None:
+    path = tmp_path / "usage.db"
+    today = day_of(time.time())
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+        conn.execute(
+            "INSERT INTO requests (uid, ts, day, project_root, task, provider, cost_usd, "
+            "input_tokens, outcome) VALUES ('sent', ?, ?, '/p', 'refactor', 'claude', 0.25, "
+            "100, 'ok')",
+            (time.time(), today),
+        )
+        conn.execute(
+            "INSERT INTO requests (uid, ts, day, project_root, task, provider, input_tokens, "
+            "outcome) VALUES ('kept', ?, ?, '/p', 'completion', 'local', 900, 'ok')",
+            (time.time(), today),
+        )
+    ledger = Ledger(path)
+    s = ledger.spending("/p")
+    ledger.close()
+    assert s.project_day.usd == pytest.approx(0.25)
+    assert s.project_day.cloud_tokens == 100  # the local completion's tokens never left
+
+
 def test_a_newer_schema_is_reported_not_guessed_at(tmp_path: Path) -> None:
     path = tmp_path / "usage.db"
     with sqlite3.connect(path) as conn:

@@ -64,6 +64,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE requests ADD COLUMN cloud INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE notices (key TEXT PRIMARY KEY, ts REAL NOT NULL);
     """,
+    # 3: budgets read only what was sent off the machine (a month of completions is thousands
+    # of local rows), through a small index; rows from before v2 get their ``cloud`` flag
+    """
+    UPDATE requests SET cloud = 1 WHERE provider NOT IN ('', 'local') OR cost_usd > 0;
+    CREATE INDEX requests_cloud_day ON requests(day, project_root) WHERE cloud = 1;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -89,6 +95,8 @@ COLUMNS = (
     "client",
     "cloud",
 )
+BILLED = "cloud = 1"
+"""The rows budgets and spend count (only these cost money); the partial index's condition."""
 BATCH = 500
 MAX_PENDING = 100_000
 """Rows kept in memory while the database cannot be written; older ones are dropped past this."""
@@ -227,6 +235,10 @@ class Ledger:
         self._reported: set[str] = set()
         self._lock = threading.Lock()
         self._today: tuple[str, float] | None = None
+        self._cloud_queued = 0
+        """Rows sent off the machine that were queued, and (below) that were committed: a
+        budget waits for the writer only while they differ."""
+        self._cloud_written = 0
         self._writer = threading.Thread(
             target=self._write_loop, name="nearline-ledger", daemon=True
         )
@@ -248,6 +260,8 @@ class Ledger:
             return entry.uid
         self._queue.put(("row", entry))
         with self._lock:
+            if entry.cloud:
+                self._cloud_queued += 1
             day = day_of(entry.ts)
             if self._today is not None and self._today[0] == day:
                 self._today = (day, self._today[1] + entry.cost_usd)
@@ -324,6 +338,7 @@ class Ledger:
         rows = [item.row() for kind, item in batch if kind == "row"]
         accepted = [(uid,) for kind, uid in batch if kind == "accept"]
         placeholders = ", ".join("?" for _ in COLUMNS)
+        cloud = sum(1 for kind, item in batch if kind == "row" and item.cloud)
         with conn:
             if rows:
                 conn.executemany(
@@ -333,6 +348,8 @@ class Ledger:
                 )
             if accepted:
                 conn.executemany("UPDATE requests SET accepted = 1 WHERE uid = ?", accepted)
+        with self._lock:
+            self._cloud_written += cloud
 
     def _write_loop(self) -> None:
         pending: list[tuple[str, Any]] = []
@@ -401,7 +418,7 @@ class Ledger:
         day = day_of(time.time())
         row = (
             self._connection()
-            .execute("SELECT SUM(cost_usd) FROM requests WHERE day = ?", (day,))
+            .execute(f"SELECT SUM(cost_usd) FROM requests WHERE {BILLED} AND day = ?", (day,))
             .fetchone()
         )
         with self._lock:
@@ -455,11 +472,10 @@ class Ledger:
         project_root: str | None = None,
     ) -> dict[str, tuple[float, int]]:
         """Day → (USD, tokens sent off this machine)."""
-        where, args = _where(since, until, project_root)
+        where, args = _where(since, until, project_root, billed=True)
         sql = (
-            "SELECT day, SUM(cost_usd), SUM(CASE WHEN cloud THEN input_tokens + "
-            "cache_read_tokens + cache_write_tokens + output_tokens ELSE 0 END) "
-            f"FROM requests {where} GROUP BY day"
+            "SELECT day, SUM(cost_usd), SUM(input_tokens + cache_read_tokens + "
+            f"cache_write_tokens + output_tokens) FROM requests {where} GROUP BY day"
         )
         with self.reader() as conn:
             return {d: (float(u or 0), int(t or 0)) for d, u, t in conn.execute(sql, args)}
@@ -468,13 +484,16 @@ class Ledger:
         """Today's and this month's spend, for the project and for the user; waits for rows
         still queued, so a budget sees the request just made."""
         now = time.time() if now is None else now
-        self.flush(0.5)  # it runs on the editor's request path: a locked database costs 1 s
+        with self._lock:
+            unwritten = self._cloud_queued > self._cloud_written
+        if unwritten:  # on the editor's request path: a locked database costs 1 s
+            self.flush(0.5)
         today = day_of(now)
         month_start = today[:8] + "01"
         sql = (
-            "SELECT project_root = ?, day = ?, SUM(cost_usd), SUM(CASE WHEN cloud THEN "
-            "input_tokens + cache_read_tokens + cache_write_tokens + output_tokens ELSE 0 END) "
-            "FROM requests WHERE day >= ? AND day <= ? GROUP BY 1, 2"
+            "SELECT project_root = ?, day = ?, SUM(cost_usd), SUM(input_tokens + "
+            "cache_read_tokens + cache_write_tokens + output_tokens) "
+            f"FROM requests WHERE {BILLED} AND day >= ? AND day <= ? GROUP BY 1, 2"
         )
         totals: dict[tuple[bool, bool], Spend] = {}
         with self.reader(timeout=0.5) as conn:
@@ -543,8 +562,10 @@ def select_rows(
     return [dict(r) for r in cur]
 
 
-def _where(since: str | None, until: str | None, project_root: str | None) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
+def _where(
+    since: str | None, until: str | None, project_root: str | None, *, billed: bool = False
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = [BILLED] if billed else []
     args: list[Any] = []
     if since:
         clauses.append("day >= ?")
