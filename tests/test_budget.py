@@ -104,6 +104,25 @@ def test_days_without_requests_count_as_zero() -> None:
     assert found is not None and found.average == pytest.approx(0.2)
 
 
+def test_the_ledgers_first_day_is_no_spike() -> None:
+    assert spike("2026-11-23", {"2026-11-23": (9.5, 0)}, ALERTS, "2026-11-23") is None
+
+
+def test_in_the_first_week_only_the_days_recorded_are_averaged() -> None:
+    daily = {"2026-11-21": (2.0, 0), "2026-11-22": (1.0, 0), "2026-11-23": (4.0, 0)}
+    assert spike("2026-11-23", daily, ALERTS, "2026-11-21") is None  # 2.7x of $1.50
+    found = spike("2026-11-23", daily, ALERTS, "2026-11-22")
+    assert found is not None and found.days == 1
+    assert found.describe() == "spend on 2026-11-23 is $4.00, 4.0x the day before's $1.00"
+
+
+def test_a_history_without_spend_is_described_plainly() -> None:
+    # A week of local completions (no spend), then the first escalations.
+    found = spike("2026-11-23", {"2026-11-23": (5.0, 0)}, ALERTS, "2026-11-10")
+    assert found is not None
+    assert found.describe() == "spend on 2026-11-23 is $5.00; the 7 days before had none"
+
+
 def test_a_token_spike_is_found_when_spend_is_flat() -> None:
     alerts = AlertSettings(spike_min_usd=1000.0, spike_min_tokens=1000)
     daily = {"2026-11-22": (1.0, 1000), "2026-11-23": (1.0, 50_000)}

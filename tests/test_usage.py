@@ -364,6 +364,17 @@ def test_default_window_through_today(
     assert data["total"]["requests"] == 1
 
 
+def test_a_new_ledgers_first_days_are_measured_only_against_its_history(
+    ledger_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A team's first three days: $9, $8, then $30 (3.5x the $8.50 of the two days known).
+    write(ledger_file, [cloud("2026-11-02", 9.0), cloud("2026-11-03", 8.0)])
+    write(ledger_file, [cloud("2026-11-04", 30.0)])
+    data = cli_json(capsys, "--since", "2026-11-01", "--until", "2026-11-04")
+    assert [a["day"] for a in data["anomalies"]] == ["2026-11-04"]
+    assert "3.5x the 2-day average of $8.50" in data["anomalies"][0]["message"]
+
+
 # -- renderers -----------------------------------------------------------------------------
 
 

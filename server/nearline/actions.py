@@ -267,11 +267,9 @@ class Actions:
             since = (dt.date.fromisoformat(today) - dt.timedelta(days=7)).isoformat()
             try:
                 root = self.session.project()[0]
-                for scope, daily in (
-                    ("project", ledger.daily(since, today, root)),
-                    ("user", ledger.daily(since, today)),
-                ):
-                    found = spike(today, daily, alerts)
+                for scope, of in (("project", root), ("user", None)):
+                    daily = ledger.daily(since, today, of)
+                    found = spike(today, daily, alerts, ledger.first_day(of))
                     if found is not None and ledger.notice_once(f"spike:{scope}:{today}"):
                         whose = "this project's" if scope == "project" else "your"
                         shown.append(f"nearline: unusual spending: {whose} {found.describe()}")

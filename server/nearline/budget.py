@@ -133,36 +133,46 @@ class Spike:
     """"usd" or "tokens"."""
     value: float
     average: float
-    """The trailing 7-day daily average (days without requests count as 0)."""
+    """The trailing daily average (days without requests count as 0)."""
+    days: int = WINDOW_DAYS
+    """How many days before ``day`` it averages: 7, or fewer in the ledger's first week."""
 
     def describe(self) -> str:
         if self.unit == "usd":
-            return (
-                f"spend on {self.day} is ${self.value:,.2f}, "
-                f"{self.value / self.average if self.average else float('inf'):.1f}x the "
-                f"7-day average of ${self.average:,.2f}"
-            )
-        return (
-            f"cloud tokens on {self.day} are {int(self.value):,}, "
-            f"{self.value / self.average if self.average else float('inf'):.1f}x the "
-            f"7-day average of {int(self.average):,}"
-        )
+            now, then = f"spend on {self.day} is ${self.value:,.2f}", f"${self.average:,.2f}"
+        else:
+            now = f"cloud tokens on {self.day} are {int(self.value):,}"
+            then = f"{self.average:,.0f}"
+        if not self.average:
+            before = "the day before" if self.days == 1 else f"the {self.days} days before"
+            return f"{now}; {before} had none"
+        span = "the day before's" if self.days == 1 else f"the {self.days}-day average of"
+        return f"{now}, {self.value / self.average:.1f}x {span} {then}"
 
 
 def spike(
-    day: str, daily: Mapping[str, tuple[float, int]], settings: AlertSettings
+    day: str,
+    daily: Mapping[str, tuple[float, int]],
+    settings: AlertSettings,
+    first_day: str | None = None,
 ) -> Spike | None:
     """Whether ``day`` spent (or sent) more than ``spike_factor`` times the average of the 7
-    days before it, and at least the minimum. ``daily``: day → (USD, cloud tokens)."""
+    days before it, and at least the minimum. ``daily``: day → (USD, cloud tokens).
+    ``first_day``: the ledger's first day; the days before it are no history (a first day is
+    never a spike, a second one is measured against the first)."""
     date = dt.date.fromisoformat(day)
     before = [(date - dt.timedelta(days=i)).isoformat() for i in range(1, WINDOW_DAYS + 1)]
+    if first_day is not None:
+        before = [d for d in before if d >= first_day]
+    if not before:
+        return None
     usd, tokens = daily.get(day, (0.0, 0))
-    avg_usd = sum(daily.get(d, (0.0, 0))[0] for d in before) / WINDOW_DAYS
-    avg_tokens = sum(daily.get(d, (0.0, 0))[1] for d in before) / WINDOW_DAYS
+    avg_usd = sum(daily.get(d, (0.0, 0))[0] for d in before) / len(before)
+    avg_tokens = sum(daily.get(d, (0.0, 0))[1] for d in before) / len(before)
     if usd >= settings.spike_min_usd and usd > settings.spike_factor * avg_usd:
-        return Spike(day, "usd", usd, avg_usd)
+        return Spike(day, "usd", usd, avg_usd, len(before))
     if tokens >= settings.spike_min_tokens and tokens > settings.spike_factor * avg_tokens:
-        return Spike(day, "tokens", float(tokens), avg_tokens)
+        return Spike(day, "tokens", float(tokens), avg_tokens, len(before))
     return None
 
 

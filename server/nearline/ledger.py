@@ -480,6 +480,13 @@ class Ledger:
         with self.reader() as conn:
             return {d: (float(u or 0), int(t or 0)) for d, u, t in conn.execute(sql, args)}
 
+    def first_day(self, project_root: str | None = None) -> str | None:
+        """The day of the oldest row (of ``project_root``'s, when given); None when empty."""
+        where, args = _where(None, None, project_root)
+        with self.reader() as conn:
+            found = conn.execute(f"SELECT MIN(day) FROM requests {where}", args).fetchone()[0]
+        return str(found) if found else None
+
     def spending(self, project_root: str, now: float | None = None) -> Spending:
         """Today's and this month's spend, for the project and for the user; waits for rows
         still queued, so a budget sees the request just made."""

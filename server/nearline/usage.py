@@ -231,9 +231,11 @@ def find_anomalies(
     rows: Sequence[Row], settings: Settings, since: str, until: str
 ) -> list[Anomaly]:
     """Spending spikes on the days from ``since`` to ``until``; ``rows`` should reach
-    ``WINDOW_DAYS`` before ``since`` so the first days have their trailing average."""
+    ``WINDOW_DAYS`` before ``since`` so the first days have their trailing average (rows
+    that begin later are the ledger's whole history: its first day is no spike)."""
     daily = daily_totals(rows)
-    found = [(day, spike(day, daily, settings.alerts)) for day in sorted(daily)]
+    first = min(daily, default=None)
+    found = [(day, spike(day, daily, settings.alerts, first)) for day in sorted(daily)]
     return [Anomaly(day, s.describe()) for day, s in found if s and since <= day <= until]
 
 
