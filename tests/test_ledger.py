@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,7 @@ def test_an_old_schema_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
 def test_rows_from_before_the_cloud_flag_still_count_for_budgets(tmp_path: Path) -> None:
     path = tmp_path / "usage.db"
     today = day_of(time.time())
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
         conn.execute(
             "INSERT INTO requests (uid, ts, day, project_root, task, provider, cost_usd, "
@@ -231,6 +232,19 @@ def test_a_locked_database_is_retried_and_loses_nothing(tmp_path: Path) -> None:
     assert ledger.error is None
     assert [r["uid"] for r in ledger.rows()] == [uid]
     ledger.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_a_folder_it_cannot_write_gives_one_message_and_moves_nothing() -> None:
+    # /proc takes no new files, even from root (a read-only folder would not stop root).
+    path = Path(f"/proc/nearline-test-{os.getpid()}.db")
+    errors: list[str] = []
+    ledger = Ledger(path, on_error=errors.append)
+    ledger.record(completion())
+    assert not ledger.flush(2.0)  # retried at 0.05, 0.2 and 1 s: still one message
+    ledger.close(0.1)
+    assert len(errors) == 1 and errors[0].startswith(f"cannot write the usage ledger {path}")
+    assert "damaged" not in errors[0]
 
 
 def test_a_damaged_database_is_moved_aside_and_a_new_one_started(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from nearline.completion import resolve_model_path
 from nearline.documents import split_lines, to_client_units
 from nearline.errors import (
     DiffError,
+    LedgerError,
     NearlineError,
     OfflineError,
     PrivacyError,
@@ -36,7 +37,7 @@ from nearline.escalation import (
     Task,
     ledger_entry,
 )
-from nearline.ledger import Entry, LedgerError, Spending, day_of
+from nearline.ledger import Entry, Spending, day_of
 from nearline.paths import cache_dir
 from nearline.router import language_of, model_of, title_for
 

@@ -20,7 +20,8 @@ what went wrong and, where there is one, how to fix it::
      ├── ProviderError               a provider failed (``retryable`` says if another try helps)
      │    ├── ProviderKeyError       the API key's environment variable is unset
      │    └── OfflineError           the provider cannot be reached
-     └── DiffError                   an answer's diff does not apply to the current text
+     ├── DiffError                   an answer's diff does not apply to the current text
+     └── LedgerError                 the usage ledger cannot be read (a report, a budget)
 
 Cancellation is not an error: superseded or cancelled work raises ``asyncio.CancelledError`` or
 ``concurrent.futures.CancelledError``.
@@ -112,3 +113,7 @@ class OfflineError(ProviderError):
 
 class DiffError(NearlineError):
     """A unified diff that does not apply to the current document versions."""
+
+
+class LedgerError(NearlineError):
+    """The usage ledger cannot be read; writing problems are messages, never exceptions."""

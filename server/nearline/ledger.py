@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nearline.errors import LedgerError
 from nearline.paths import data_dir
 from nearline.prices import Tokens
 
@@ -112,6 +113,11 @@ def ledger_path() -> Path:
     return Path(value).expanduser() if value else data_dir() / "usage.db"
 
 
+def _check_not_a_folder(path: Path) -> None:
+    if path.is_dir():
+        raise LedgerError(f"the usage ledger {path} is a folder; NEARLINE_LEDGER must name a file")
+
+
 def day_of(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(ts))
 
@@ -179,10 +185,6 @@ class Spending:
     project_month: Spend = Spend()
     user_day: Spend = Spend()
     user_month: Spend = Spend()
-
-
-class LedgerError(Exception):
-    pass
 
 
 def connect(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
@@ -283,15 +285,18 @@ class Ledger:
         self._wake.set()
         return done.wait(timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 10.0) -> bool:
+        """Write what is queued and stop; False when that took longer than ``timeout``."""
         if self._writer.is_alive():
             self._queue.put(("stop", None))
             self._wake.set()
             self._writer.join(timeout)
+        return not self._writer.is_alive()
 
     def _report(self, message: str) -> None:
         self.error = message
-        log.warning("ledger: %s", message)
+        # Whoever gave on_error shows the message; the log gets it once more only at INFO.
+        log.log(logging.INFO if self.on_error else logging.WARNING, "ledger: %s", message)
         if message not in self._reported and self.on_error is not None:
             self._reported.add(message)
             try:
@@ -300,6 +305,7 @@ class Ledger:
                 log.debug("on_error failed", exc_info=True)
 
     def _open(self) -> sqlite3.Connection:
+        _check_not_a_folder(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(self.path, timeout=self.busy_timeout)
         try:
@@ -327,8 +333,8 @@ class Ledger:
             try:
                 self._conn = self._open()
             except sqlite3.DatabaseError as exc:
-                if isinstance(exc, sqlite3.OperationalError) and self.path.exists():
-                    raise  # locked or unwritable: retried, the file is left alone
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise  # locked, unwritable or no folder: retried, the file is left alone
                 self._quarantine(exc)
                 self._conn = self._open()
         return self._conn
@@ -434,6 +440,7 @@ class Ledger:
     @contextmanager
     def reader(self, timeout: float = 5.0) -> Iterator[sqlite3.Connection]:
         """A connection for queries; ``LedgerError`` when the database cannot be read."""
+        _check_not_a_folder(self.path)
         if not self.path.exists():
             conn = sqlite3.connect(":memory:")
             conn.row_factory = sqlite3.Row
@@ -551,6 +558,8 @@ class Ledger:
 
 def connect_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
     """A connection that can only read: it never creates, migrates or moves the file."""
+    if path.is_dir():
+        raise sqlite3.OperationalError("a folder, not a ledger file")
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
     conn.row_factory = sqlite3.Row
     return conn
