@@ -205,7 +205,6 @@ def cmd_complete(args: argparse.Namespace) -> int:
         result = asyncio.run(service.complete(view, line, column, encoding="utf-32"))
     finally:
         service.close()
-    _record_completion(path, settings, result)
     info = {
         "suggestion": result.text,
         "model": result.model_id,
@@ -217,14 +216,15 @@ def cmd_complete(args: argparse.Namespace) -> int:
         "load_ms": round(load_ms, 1),
     }
     if args.json:
-        print(json.dumps(info))
-        return 0
-    print(result.text if result.text else "(no suggestion)")
-    print("---")
-    print(f"model:   {info['model']} (template {info['template']})")
-    print(f"route:   {info['route']}")
-    print(f"cache:   {info['cache']} ({result.source})")
-    print(f"latency: {info['latency_ms']} ms (model load {info['load_ms']} ms)")
+        print(json.dumps(info), flush=True)
+    else:
+        print(result.text if result.text else "(no suggestion)")
+        print("---")
+        print(f"model:   {info['model']} (template {info['template']})")
+        print(f"route:   {info['route']}")
+        print(f"cache:   {info['cache']} ({result.source})")
+        print(f"latency: {info['latency_ms']} ms (model load {info['load_ms']} ms)", flush=True)
+    _record_completion(path, settings, result)
     return 0
 
 
@@ -244,9 +244,13 @@ def _record_completion(path: Path, settings: Settings, result: Any) -> None:
         language=language_of(str(path)),
         client="complete",
     )
-    ledger = Ledger(on_error=lambda text: print(f"nearline: {text}", file=sys.stderr))
+    # The answer is printed already; a busy or unwritable ledger costs at most ~2 s more.
+    ledger = Ledger(
+        on_error=lambda text: print(f"nearline: {text}", file=sys.stderr), busy_timeout=0.5
+    )
     ledger.record(entry)
-    ledger.close()
+    if not ledger.close(timeout=2.0):
+        print("nearline: this request was not recorded in the usage ledger", file=sys.stderr)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -363,9 +367,11 @@ def cmd_prices(args: argparse.Namespace) -> int:
         count = prices.import_litellm(Path(args.file))
         print(f"imported prices of {count} models into {prices.imported_path()}")
         return 0
+    if args.file:
+        raise NearlineError(f"nearline prices: unexpected {args.file!r} (did you mean import?)")
     table = prices.table_for(_settings(args))
     per_m = 1_000_000
-    print(f"{'MODEL':34} {'INPUT':>8} {'OUTPUT':>8} {'CACHE R':>8} {'CACHE W':>8}  USD/1M tokens")
+    print(f"{'USD per 1M tokens':34} {'INPUT':>8} {'OUTPUT':>8} {'CACHE R':>8} {'CACHE W':>8}")
     for name, p in sorted(table.prices.items()):
         read = p.cache_read_input_token_cost
         write = p.cache_creation_input_token_cost
@@ -375,5 +381,5 @@ def cmd_prices(args: argparse.Namespace) -> int:
             f"{'-' if read is None else f'{read * per_m:.3f}':>8} "
             f"{'-' if write is None else f'{write * per_m:.3f}':>8}"
         )
-    print(f"\nbundled: {prices.bundled_path()}; imported: {prices.imported_path()}")
+    print(f"\nbundled:  {prices.bundled_path()}\nimported: {prices.imported_path()}")
     return 0
