@@ -170,5 +170,8 @@ def test_the_prices_command_imports_and_lists(
     assert main(["prices"]) == 0
     listing = capsys.readouterr().out
     assert "new-flagship-9" in listing and "claude-haiku-4-5" in listing
+    assert max(len(line) for line in listing.splitlines()) <= 80
+    assert main(["prices", "list", "extra"]) == 1
+    assert "unexpected 'extra'" in capsys.readouterr().err
     assert main(["prices", "import", str(tmp_path / "missing.json")]) == 1
     assert "no such file" in capsys.readouterr().err

@@ -163,6 +163,28 @@ def test_default_window_is_the_last_30_days() -> None:
     assert report.groups == () and report.total.requests == 0
 
 
+def test_weeks_and_months_are_shown_whole_by_default() -> None:
+    today = dt.date(2026, 11, 23)  # the 30 days begin on Sunday 2026-10-25
+    week = usage.build_report([], SETTINGS, period="week", today=today)
+    month = usage.build_report([], SETTINGS, period="month", today=today)
+    assert week.since == "2026-10-19" and dt.date.fromisoformat(week.since).weekday() == 0
+    assert month.since == "2026-10-01"
+
+
+def test_projects_sharing_a_name_are_told_apart_by_their_roots(ledger_file: Path) -> None:
+    day = "2026-11-10"
+    write(
+        ledger_file,
+        [
+            cloud(day, 0.04, project="api", project_root="/home/a/api"),
+            cloud(day, 0.02, project="api", project_root="/home/b/api"),
+            cloud(day, 0.01, project="web", project_root="/home/a/web"),
+        ],
+    )
+    report = usage.build_report(rows(ledger_file), SETTINGS, by="project", since=day, until=day)
+    assert [g.key for g in report.groups] == ["/home/a/api", "/home/b/api", "web"]
+
+
 # -- the numbers ---------------------------------------------------------------------------
 
 
@@ -326,6 +348,56 @@ def test_bad_dates_exit_1_with_a_clear_message(
     code, out, err = cli(capsys, *args)
     assert code == 1 and out == ""
     assert err.startswith("nearline: ") and words in err
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--weekly", "--by", "model"], "--by model groups the whole window"),
+        (["--html", ""], "--html needs a file name"),
+    ],
+)
+def test_flags_that_cannot_be_honoured_are_refused(
+    capsys: pytest.CaptureFixture[str], args: list[str], words: str
+) -> None:
+    code, out, err = cli(capsys, *args)
+    assert code == 1 and out == "" and words in err
+
+
+def test_a_flagship_without_a_price_is_said_not_counted_as_free(
+    ledger_file: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "config.toml").write_text('[usage]\nflagship_model = "no-such-model"\n')
+    day = "2026-11-10"
+    write(ledger_file, [cloud(day, 0.5)])
+    data = cli_json(capsys, "--since", day, "--until", day)
+    assert len(data["warnings"]) == 1 and "no-such-model has no price" in data["warnings"][0]
+    code, out, _ = cli(capsys, "--since", day, "--until", day)
+    assert code == 0 and "! no-such-model has no price" in out
+
+
+def test_a_path_inside_a_project_means_the_project(
+    ledger_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "proj"
+    (root / "src" / "deep").mkdir(parents=True)
+    (root / ".nearline.toml").write_text("")
+    day = "2026-11-10"
+    write(ledger_file, [cloud(day, 0.25, project="proj", project_root=str(root.resolve()))])
+    monkeypatch.chdir(root / "src" / "deep")
+    data = cli_json(capsys, "--project", ".", "--since", day, "--until", day)
+    assert data["total"]["cost_usd"] == pytest.approx(0.25)
+
+
+def test_a_ledger_path_that_is_a_folder_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEARLINE_LEDGER", str(tmp_path))
+    code, _, err = cli(capsys)
+    assert code == 1 and "a folder, not a ledger file" in err
 
 
 def test_unreadable_ledger_is_a_clear_error(

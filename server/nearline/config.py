@@ -307,6 +307,13 @@ class AlertSettings:
 
     def __post_init__(self) -> None:
         _check(self.spike_factor > 1, "alerts.spike_factor", self.spike_factor, "a number > 1")
+        _check(self.spike_min_usd >= 0, "alerts.spike_min_usd", self.spike_min_usd, "a number >= 0")
+        _check(
+            self.spike_min_tokens >= 0,
+            "alerts.spike_min_tokens",
+            self.spike_min_tokens,
+            "an integer >= 0",
+        )
         _check(
             self.loop_max_requests >= 1,
             "alerts.loop_max_requests",

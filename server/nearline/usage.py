@@ -8,6 +8,7 @@ project or task, as a terminal table, JSON, CSV or one self-contained HTML file.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import datetime as dt
 import io
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich import box
 from rich.console import Console
@@ -31,6 +32,8 @@ from nearline.config import Settings
 from nearline.errors import ConfigError, NearlineError
 from nearline.ledger import COMPLETION, connect_read_only, ledger_path, select_rows
 from nearline.prices import PRICE_FIELDS, Price, Tokens, as_cloud_request, flagship, table_for
+
+T = TypeVar("T")
 
 Row = Mapping[str, Any]
 PERIODS = ("day", "week", "month")
@@ -121,6 +124,8 @@ class Report:
     """Per day whatever the grouping, for the charts."""
     tokens_by_model: tuple[tuple[str, int], ...]
     anomalies: tuple[Anomaly, ...]
+    warnings: tuple[str, ...] = ()
+    """What makes a figure doubtful (a flagship without a price)."""
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -135,11 +140,21 @@ def parse_day(text: str, flag: str) -> dt.date:
     raise ConfigError(f"{flag}: expected a date as YYYY-MM-DD, got {text!r}")
 
 
-def window(since: str | None, until: str | None, today: dt.date) -> tuple[dt.date, dt.date]:
-    """The days reported: ``until`` (default today) and ``DEFAULT_DAYS`` before it, unless
-    ``since`` says otherwise."""
+def window(
+    since: str | None, until: str | None, today: dt.date, period: str = "day"
+) -> tuple[dt.date, dt.date]:
+    """The days reported: ``until`` (default today) back to ``since``; by default
+    ``DEFAULT_DAYS`` days, or, by week or month, from the start of the week or month that
+    began ``DEFAULT_DAYS`` days ago (no week or month shown in part but the current one)."""
     last = parse_day(until, "--until") if until else today
-    first = parse_day(since, "--since") if since else last - dt.timedelta(days=DEFAULT_DAYS - 1)
+    if since:
+        first = parse_day(since, "--since")
+    else:
+        first = last - dt.timedelta(days=DEFAULT_DAYS - 1)
+        if period == "week":
+            first -= dt.timedelta(days=first.weekday())
+        elif period == "month":
+            first = first.replace(day=1)
     if first > last:
         raise ConfigError(f"--since {first} is after --until {last}")
     return first, last
@@ -155,10 +170,17 @@ def period_key(day: str, period: str) -> str:
 
 def key_of(row: Row, period: str, by: str | None) -> str:
     if by == "project":
-        return str(row.get("project") or row.get("project_root") or NONE)
+        return str(row.get("project_root") or row.get("project") or NONE)
     if by is not None:
         return str(row.get(by) or NONE)
     return period_key(str(row["day"]), period)
+
+
+def project_labels(rows: Iterable[Row]) -> dict[str, str]:
+    """Project root → its name, or, where two roots share a name, the root itself."""
+    names = {key_of(r, "day", "project"): str(r.get("project") or "") for r in rows}
+    taken = collections.Counter(names.values())
+    return {root: name if name and taken[name] == 1 else root for root, name in names.items()}
 
 
 def _sum(rows: Iterable[Row], column: str) -> int:
@@ -228,13 +250,17 @@ def daily_totals(rows: Iterable[Row]) -> dict[str, tuple[float, int]]:
 
 
 def find_anomalies(
-    rows: Sequence[Row], settings: Settings, since: str, until: str
+    rows: Sequence[Row],
+    settings: Settings,
+    since: str,
+    until: str,
+    first_day: str | None = None,
 ) -> list[Anomaly]:
     """Spending spikes on the days from ``since`` to ``until``; ``rows`` should reach
-    ``WINDOW_DAYS`` before ``since`` so the first days have their trailing average (rows
-    that begin later are the ledger's whole history: its first day is no spike)."""
+    ``WINDOW_DAYS`` before ``since`` so the first days have their trailing average.
+    ``first_day``: the ledger's first day (default: the first of ``rows``); it is no spike."""
     daily = daily_totals(rows)
-    first = min(daily, default=None)
+    first = first_day or min(daily, default=None)
     found = [(day, spike(day, daily, settings.alerts, first)) for day in sorted(daily)]
     return [Anomaly(day, s.describe()) for day, s in found if s and since <= day <= until]
 
@@ -249,22 +275,27 @@ def build_report(
     until: str | None = None,
     today: dt.date | None = None,
     project: str | None = None,
+    first_day: str | None = None,
 ) -> Report:
     """Group ``rows`` (ledger rows, oldest first) that fall in the window; earlier rows only
-    serve as the history anomalies are measured against."""
+    serve as the history anomalies are measured against (``first_day``: where the ledger's
+    history begins, when ``rows`` do not reach it)."""
     if period not in PERIODS or by not in (None, *GROUPINGS):
         raise ConfigError(f"cannot group usage by {by or period!r}")
-    first, last = window(since, until, today or dt.date.today())
+    first, last = window(since, until, today or dt.date.today(), period)
     lo, hi = first.isoformat(), last.isoformat()
     model, price = flagship(settings, table_for(settings))
     inside = [r for r in rows if lo <= str(r["day"]) <= hi]
-    anomalies = find_anomalies(rows, settings, lo, hi)
+    anomalies = find_anomalies(rows, settings, lo, hi, first_day)
     flag_day = {a.day: a.message for a in anomalies}
 
     def flag(key: str) -> str | None:
         return "; ".join(a.message for a in anomalies if period_key(a.day, period) == key) or None
 
     buckets = bucket(inside, lambda r: key_of(r, period, by))
+    if by == "project":
+        labels = project_labels(inside)
+        buckets = {labels[k]: rs for k, rs in buckets.items()}
     if by is None:
         grouped = [summarize(k, buckets[k], price, flag(k)) for k in sorted(buckets)]
     else:
@@ -289,6 +320,16 @@ def build_report(
             )
         ),
         anomalies=tuple(anomalies),
+        warnings=unpriced(model, price),
+    )
+
+
+def unpriced(model: str, price: Price) -> tuple[str, ...]:
+    if price.input_cost_per_token or price.output_cost_per_token:
+        return ()
+    return (
+        f'{model} has no price, so "saved" compares with nothing: add [prices."{model}"] to '
+        ".nearline.toml, run `nearline prices import FILE`, or set usage.flagship_model",
     )
 
 
@@ -371,6 +412,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "days": [group_dict(g) for g in report.days],
         "tokens_by_model": dict(report.tokens_by_model),
         "anomalies": [{"day": a.day, "message": a.message} for a in report.anomalies],
+        "warnings": list(report.warnings),
     }
 
 
@@ -442,7 +484,9 @@ def notes(report: Report) -> list[str]:
         f"cache hits: {percent(t.cache_hit_share)} of input tokens; "
         f"{percent(t.completion_cache_share)} of completions (cached or typed through)",
     ]
-    return lines + [f"! {a.message}" for a in report.anomalies]
+    return (
+        lines + [f"! {w}" for w in report.warnings] + [f"! {a.message}" for a in report.anomalies]
+    )
 
 
 def empty_message(report: Report) -> str:
@@ -464,31 +508,55 @@ def render(report: Report, console: Console) -> None:
 
 
 def project_filter(value: str | None) -> str | None:
-    """A project name as given; a path (``.``, ``~/src/x``, ``a/b``) as an absolute path."""
+    """A project name as given; a path (``.``, ``~/src/x``, ``a/b``) as the project's root:
+    the folder of the nearest ``.nearline.toml`` at or above it, as the server records it,
+    else the path itself."""
+    from nearline.layers import find_project_file
+
     if not value:
         return None
     if value in (".", "..") or "/" in value or value.startswith("~"):
-        return str(Path(value).expanduser().resolve())
+        path = Path(value).expanduser().resolve()
+        found = find_project_file(path) if path.is_dir() else None
+        return str(found.parent if found else path)
     return value
 
 
-def read_rows(path: Path, since: str, until: str, project: str | None = None) -> list[Row]:
-    """Ledger rows from ``since`` to ``until``, oldest first. Read-only: a report never creates,
-    migrates or moves the ledger aside (``Ledger`` may). No ledger yet: no rows."""
+def _read(path: Path, query: Callable[[sqlite3.Connection], T], empty: T) -> T:
+    """``query`` over the ledger, read-only: a report never creates, migrates or moves the
+    ledger aside (``Ledger`` may). No ledger yet, or never written: ``empty``."""
     if not path.exists():
-        return []
+        return empty
     try:
         conn = connect_read_only(path)
         try:
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone():
-                return []  # created, never written
-            return list(select_rows(conn, since, until, project))
+                return empty
+            return query(conn)
         finally:
             conn.close()
     except sqlite3.Error as exc:
         raise NearlineError(
             f"cannot read the usage ledger {path}: {exc} (NEARLINE_LEDGER names another file)"
         ) from None
+
+
+def read_rows(path: Path, since: str, until: str, project: str | None = None) -> list[Row]:
+    """Ledger rows from ``since`` to ``until``, oldest first."""
+    return _read(path, lambda conn: list(select_rows(conn, since, until, project)), [])
+
+
+def first_day(path: Path, project: str | None = None) -> str | None:
+    """The ledger's first day (``project``'s, when given); None without rows."""
+
+    def query(conn: sqlite3.Connection) -> str | None:
+        where, args = (
+            ("WHERE project_root = ? OR project = ?", [project] * 2) if project else ("", [])
+        )
+        found = conn.execute(f"SELECT MIN(day) FROM requests {where}", args).fetchone()[0]
+        return str(found) if found else None
+
+    return _read(path, query, None)
 
 
 def ledger_report(
@@ -503,7 +571,8 @@ def ledger_report(
     """The report of the ledger from ``first`` to ``last``; the week before ``first`` is read
     too, as what anomalies are measured against."""
     history = first - dt.timedelta(days=WINDOW_DAYS)
-    rows = read_rows(ledger_path(), history.isoformat(), last.isoformat(), project)
+    path = ledger_path()
+    rows = read_rows(path, history.isoformat(), last.isoformat(), project)
     return build_report(
         rows,
         settings,
@@ -512,18 +581,27 @@ def ledger_report(
         since=first.isoformat(),
         until=last.isoformat(),
         project=project,
+        first_day=first_day(path, project) if rows else None,
     )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """``nearline usage``: the table, or JSON, CSV or an HTML file."""
     today = dt.date.today()
-    first, last = window(getattr(args, "since", None), getattr(args, "until", None), today)
+    if getattr(args, "by", None) and getattr(args, "period", None) in ("week", "month"):
+        raise ConfigError(
+            f"--by {args.by} groups the whole window; leave out --{args.period}ly, or use "
+            "--since/--until to choose the window"
+        )
+    if getattr(args, "html", None) == "":
+        raise ConfigError("--html needs a file name")
+    period = getattr(args, "period", None) or "day"
+    first, last = window(getattr(args, "since", None), getattr(args, "until", None), today, period)
     report = ledger_report(
         settings,
         first,
         last,
-        period=getattr(args, "period", None) or "day",
+        period=period,
         by=getattr(args, "by", None),
         project=project_filter(getattr(args, "project", None)),
     )

@@ -23,8 +23,8 @@ from nearline.usage import (
 TIER_COLORS = {"local": "#2e9d5b", "value": "#3a78c2", "flagship": "#8a4fc0"}
 PALETTE = ("#d08a2c", "#c2504f", "#4aa6a6", "#8d8d3a", "#7a6a5a", "#b65b9a")
 CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222;padding:0 1em}
-table{border-collapse:collapse;margin:1em 0;font-size:90%}tr.total{font-weight:bold}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:96em;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:1em 0;font-size:85%}tr.total{font-weight:bold}
 td,th{padding:.2em .5em;text-align:right;white-space:nowrap}.wide{overflow-x:auto}
 td:first-child,th:first-child{text-align:left}tr:nth-child(even){background:#f4f4f4}
 tr.anomaly{background:#fde2e1}.anomalies li{color:#b3261e}.legend span{margin-right:1em}
@@ -89,9 +89,10 @@ def svg_hbars(items: Sequence[tuple[str, int]]) -> str:
     parts = [f'<svg viewBox="0 0 {_W} {row * max(len(items), 1) + 4}" role="img">']
     for i, (label, value) in enumerate(items):
         y = i * row + 2
+        short = label if len(label) <= 32 else label[:31] + "\u2026"
         width = value / top * (_W - left - 70)
         parts.append(
-            f'<text x="0" y="{y + 14}">{_e(label[:32])}</text>'
+            f'<text x="0" y="{y + 14}">{_e(short)}<title>{_e(label)}</title></text>'
             f'<rect x="{left}" y="{y}" width="{width:.1f}" height="{row - 6}" fill="#3a78c2">'
             f"<title>{_e(label)}: {value:,} tokens</title></rect>"
             f'<text x="{left + width + 4:.1f}" y="{y + 14}">{_e(tokens_short(value))}</text>'
@@ -204,6 +205,9 @@ def to_html(report: Report) -> str:
         body.append(f"<p>{_e(empty_message(report))}</p>")
     else:
         body.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes(report)[:4]) + "</ul>")
+        if report.warnings:
+            items = "".join(f"<li>{_e(w)}</li>" for w in report.warnings)
+            body.append(f'<ul class="anomalies">{items}</ul>')
         if report.anomalies:
             items = "".join(f"<li>{_e(a.message)}</li>" for a in report.anomalies)
             body.append(f'<h2>Anomalies</h2><ul class="anomalies">{items}</ul>')
