@@ -187,11 +187,14 @@ class Spending:
     user_month: Spend = Spend()
 
 
-def connect(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
+def connect(path: Path, *, timeout: float = 5.0, writer: bool = True) -> sqlite3.Connection:
+    """A connection; the writer's also puts the file in WAL mode (a reader leaves the mode
+    alone: switching it needs the lock the writer may hold while it migrates)."""
     conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    if writer:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
 
@@ -387,9 +390,11 @@ class Ledger:
             try:
                 if work:
                     self._write(work)
+                elif waiters:
+                    self._connection()  # a flush also means: the schema is migrated
                 if self._refresh.is_set():
-                    self._refresh.clear()
                     self._read_today()
+                    self._refresh.clear()
                 pending.clear()
                 failures = 0
                 if self.error is not None:
@@ -447,12 +452,15 @@ class Ledger:
             migrate(conn)
         else:
             try:
-                conn = connect(self.path, timeout=timeout)
+                conn = connect(self.path, timeout=timeout, writer=False)
                 found = int(conn.execute("PRAGMA user_version").fetchone()[0])
                 if found < SCHEMA_VERSION:
                     conn.close()
                     self.flush(timeout)  # the writer migrates
-                    conn = connect(self.path, timeout=timeout)
+                    conn = connect(self.path, timeout=timeout, writer=False)
+                    if int(conn.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+                        conn.close()
+                        raise sqlite3.OperationalError("its schema is still being upgraded")
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot read the usage ledger {self.path}: {exc}") from None
         try:
