@@ -393,8 +393,8 @@ class Ledger:
                 elif waiters:
                     self._connection()  # a flush also means: the schema is migrated
                 if self._refresh.is_set():
+                    self._refresh.clear()  # asked again by spend_today while it has no figure
                     self._read_today()
-                    self._refresh.clear()
                 pending.clear()
                 failures = 0
                 if self.error is not None:
