@@ -497,10 +497,8 @@ class Ledger:
 
     def first_day(self, project_root: str | None = None) -> str | None:
         """The day of the oldest row (of ``project_root``'s, when given); None when empty."""
-        where, args = _where(None, None, project_root)
         with self.reader() as conn:
-            found = conn.execute(f"SELECT MIN(day) FROM requests {where}", args).fetchone()[0]
-        return str(found) if found else None
+            return select_first_day(conn, project_root)
 
     def spending(self, project_root: str, now: float | None = None) -> Spending:
         """Today's and this month's spend, for the project and for the user; waits for rows
@@ -584,6 +582,13 @@ def select_rows(
     where, args = _where(since, until, project_root)
     cur = conn.execute(f"SELECT * FROM requests {where} ORDER BY ts, id", args)
     return [dict(r) for r in cur]
+
+
+def select_first_day(conn: sqlite3.Connection, project_root: str | None = None) -> str | None:
+    """The day of the oldest row (``project_root``: a project's root path or its name)."""
+    where, args = _where(None, None, project_root)
+    found = conn.execute(f"SELECT MIN(day) FROM requests {where}", args).fetchone()[0]
+    return str(found) if found else None
 
 
 def _where(

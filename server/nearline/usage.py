@@ -30,7 +30,13 @@ from rich.text import Text
 from nearline.budget import WINDOW_DAYS, spike
 from nearline.config import Settings
 from nearline.errors import ConfigError, NearlineError
-from nearline.ledger import COMPLETION, connect_read_only, ledger_path, select_rows
+from nearline.ledger import (
+    COMPLETION,
+    connect_read_only,
+    ledger_path,
+    select_first_day,
+    select_rows,
+)
 from nearline.prices import PRICE_FIELDS, Price, Tokens, as_cloud_request, flagship, table_for
 
 T = TypeVar("T")
@@ -548,15 +554,7 @@ def read_rows(path: Path, since: str, until: str, project: str | None = None) ->
 
 def first_day(path: Path, project: str | None = None) -> str | None:
     """The ledger's first day (``project``'s, when given); None without rows."""
-
-    def query(conn: sqlite3.Connection) -> str | None:
-        where, args = (
-            ("WHERE project_root = ? OR project = ?", [project] * 2) if project else ("", [])
-        )
-        found = conn.execute(f"SELECT MIN(day) FROM requests {where}", args).fetchone()[0]
-        return str(found) if found else None
-
-    return _read(path, query, None)
+    return _read(path, lambda conn: select_first_day(conn, project), None)
 
 
 def ledger_report(
