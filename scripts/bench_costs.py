@@ -117,7 +117,6 @@ from nearline.escalation import (  # noqa: E402
     Outcome,
     Task,
     cost_of,
-    engine_settings,
     ledger_entry,
 )
 from nearline.ledger import COMPLETION, Entry, Ledger  # noqa: E402
@@ -972,8 +971,7 @@ class BenchEscalator(Escalator):
             return super()._engine(name)
         if BenchEscalator.transport is None:
             BenchEscalator.transport = KeptTransport()
-        settings = engine_settings(name, self.settings.providers[name])
-        return make_engine(settings, BenchEscalator.transport)
+        return make_engine(self.settings.providers[name], BenchEscalator.transport)
 
 
 @dataclass

@@ -51,6 +51,11 @@ def test_route_prints_tier_rule_providers_and_estimate(
     assert "tier:      flagship" in r.stdout
     assert 'because:   rule 1 "multi-file work": files >= 2' in r.stdout
     assert "providers: claude (claude-sonnet-4-5)" in r.stdout
+    # Where the request and its key would go: the kind's own host, the key's variable by name.
+    assert (
+        "sent to:   claude → https://api.anthropic.com (anthropic, key from $ANTHROPIC_API_KEY)"
+        in r.stdout
+    )
     assert "estimate:  ~$" in r.stdout and "verdict:   ok" in r.stdout
     assert str(tmp_path / ".nearline.toml") in r.stdout
 

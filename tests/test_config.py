@@ -286,3 +286,51 @@ def test_read_toml_directory_is_config_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         read_toml(tmp_path)
     assert str(tmp_path) in str(info.value)
+
+
+# -- providers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "url"),
+    [("anthropic", "https://api.anthropic.com"), ("openai", "https://api.openai.com/v1")],
+)
+def test_a_provider_without_base_url_gets_its_own_kind_s_url(kind, url):
+    s = parse_settings({"providers": {"p": {"kind": kind, "model": "m"}}})
+    assert s.providers["p"].base_url == url
+    assert s.providers["p"].name == "p"
+
+
+def test_a_provider_s_base_url_is_kept():
+    s = parse_settings(
+        {"providers": {"p": {"kind": "anthropic", "base_url": "https://gw.example/x"}}}
+    )
+    assert s.providers["p"].base_url == "https://gw.example/x"
+
+
+def test_a_provider_must_say_which_api_it_speaks():
+    message = config_error({"providers": {"claude": {"model": "claude-sonnet-4-5"}}})
+    assert "providers.claude.kind" in message and "openai | anthropic" in message
+
+
+def test_one_layer_may_change_a_provider_another_defines():
+    # Each layer is checked on its own without references; the kind is required of the merge.
+    parse_settings({"providers": {"claude": {"model": "x"}}}, check_references=False)
+
+
+@pytest.mark.parametrize(
+    ("provider", "expected"),
+    [
+        ({"kind": "local"}, "providers.p.kind = 'local' is not allowed"),
+        ({"kind": "openai", "base_url": "api.openai.com"}, "providers.p.base_url"),
+        ({"kind": "openai", "name": "other"}, "providers.p.name"),
+        ({"kind": "openai", "backoff_max_s": 0}, "providers.p.backoff_max_s"),
+    ],
+)
+def test_bad_provider_settings_are_named(provider, expected):
+    assert expected in config_error({"providers": {"p": provider}})
+
+
+def test_local_is_not_a_provider_name():
+    message = config_error({"providers": {"local": {"kind": "openai"}}})
+    assert "providers.local" in message and "embedded model" in message

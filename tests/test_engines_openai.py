@@ -210,7 +210,9 @@ HELLO = ChatRequest(
 
 @pytest.mark.slow
 async def test_a_real_llama_cpp_server_streams(llama_server: str) -> None:
-    settings = ProviderSettings("llama", "openai", llama_server, "default", read_timeout_s=120.0)
+    settings = ProviderSettings(
+        name="llama", kind="openai", base_url=llama_server, model="default", read_timeout_s=120.0
+    )
     seen: list[str] = []
     result = await engine(settings).chat(HELLO, seen.append)
     assert result.text.strip()
@@ -226,7 +228,12 @@ async def test_a_real_llama_cpp_server_streams(llama_server: str) -> None:
 async def test_a_real_llama_cpp_server_reports_usage_unstreamed(llama_server: str) -> None:
     unstreamed = {"stream": None, "stream_options": None}
     settings = ProviderSettings(
-        "llama", "openai", llama_server, "default", read_timeout_s=120.0, extra_body=unstreamed
+        name="llama",
+        kind="openai",
+        base_url=llama_server,
+        model="default",
+        read_timeout_s=120.0,
+        extra_body=unstreamed,
     )
     result = await engine(settings).chat(HELLO)
     assert result.text.strip()

@@ -233,7 +233,13 @@ async def test_chain_reports_every_providers_failure(
 async def test_connection_refused_everywhere_is_offline() -> None:
     engines = [
         engine(
-            ProviderSettings(name, kind, f"http://127.0.0.1:{closed_port()}", "m", max_retries=1),
+            ProviderSettings(
+                name=name,
+                kind=kind,
+                base_url=f"http://127.0.0.1:{closed_port()}",
+                model="m",
+                max_retries=1,
+            ),
             sleep=FakeSleep(),
         )
         for name, kind in (("a", "openai"), ("b", "anthropic"))

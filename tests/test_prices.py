@@ -91,8 +91,12 @@ def test_a_provider_price_goes_over_its_model_s_entry() -> None:
     settings = parse_settings(
         {
             "providers": {
-                "big": {"model": "claude-sonnet-4-5", "output_cost_per_token": 1e-5},
-                "odd": {"model": "unknown-model"},
+                "big": {
+                    "kind": "anthropic",
+                    "model": "claude-sonnet-4-5",
+                    "output_cost_per_token": 1e-5,
+                },
+                "odd": {"kind": "openai", "model": "unknown-model"},
             },
             "routing": {"tiers": {"flagship": ["big"]}},
         }

@@ -293,7 +293,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_route(args: argparse.Namespace) -> int:
     from nearline.config import TASKS
     from nearline.escalation import Document, Escalator, Task
-    from nearline.router import model_of
+    from nearline.router import describe_endpoint, model_of
 
     files = [Path(f).resolve() for f in args.files]
     docs = []
@@ -332,6 +332,9 @@ def cmd_route(args: argparse.Namespace) -> int:
     print(f"tier:      {decision.tier}")
     print(f"because:   {decision.reason}")
     print(f"providers: {chain}")
+    for name in decision.providers:
+        if name in settings.providers:
+            print(f"sent to:   {describe_endpoint(settings.providers[name])}")
     cost = f"~${decision.est_cost_usd:.4f}" if decision.cloud else "free (this machine)"
     print(f"estimate:  {cost} for ~{decision.est_output_tokens} output tokens")
     print(f"verdict:   {'REFUSED: ' + decision.refused if decision.refused else 'ok'}")

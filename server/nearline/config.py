@@ -9,6 +9,7 @@ message names the source, the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -115,43 +116,82 @@ class CacheSettings:
 
 
 TASKS = ("refactor", "explain", "tests", "fix", "ask")
-PROVIDER_KINDS = ("openai", "anthropic", "local")
 LOCAL_PROVIDER = "local"
-"""The provider name of the embedded model; always defined."""
+"""The provider name of the embedded model; always defined, and no ``[providers]`` name."""
+
+
+class ProviderKind(str, enum.Enum):
+    """The APIs a ``[providers.NAME]`` table can speak. Each kind owns its default base URL, so
+    a provider that leaves ``base_url`` out talks to its own vendor's host and no other."""
+
+    OPENAI = "openai"
+    """Any OpenAI-compatible chat completions API."""
+    ANTHROPIC = "anthropic"
+    """Anthropic's Messages API."""
+
+    @property
+    def default_base_url(self) -> str:
+        return _DEFAULT_BASE_URLS[self]
+
+
+_DEFAULT_BASE_URLS = {
+    ProviderKind.OPENAI: "https://api.openai.com/v1",
+    ProviderKind.ANTHROPIC: "https://api.anthropic.com",
+}
+PROVIDER_KINDS = tuple(kind.value for kind in ProviderKind)
 
 
 @dataclass(frozen=True)
 class ProviderSettings:
-    """A cloud (or local-server) model that escalated requests can go to."""
+    """A cloud (or local-server) model that escalated requests can go to: one
+    ``[providers.NAME]`` table. The same type configures the HTTP engine that talks to it."""
 
-    kind: str = "openai"
-    """"openai" (any OpenAI-compatible chat completions API) or "anthropic" (Messages API)."""
-    base_url: str = "https://api.openai.com/v1"
+    kind: str = ""
+    """"openai" or "anthropic"; required (checked on the merged settings, so one layer may
+    change a provider that another defines)."""
+    base_url: str = ""
+    """OpenAI: up to and including ``/v1``; Anthropic: the host. Empty: the kind's own URL
+    (``ProviderKind.default_base_url``), filled in here so every reader sees where a request,
+    and its key, would go."""
     model: str = ""
     api_key_env: str | None = None
     """The environment variable that holds the API key; None for servers that need none."""
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 120.0
+    """The longest silence between two pieces of an answer (the first one included)."""
     max_retries: int = 3
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 20.0
     input_cost_per_token: float | None = None
     """USD per token; None takes the price table's entry for ``model`` (see ``prices``)."""
     output_cost_per_token: float | None = None
     cache_read_input_token_cost: float | None = None
     cache_creation_input_token_cost: float | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
-    """Merged into each request's JSON (e.g. a server's ``grammar`` or ``top_k``)."""
+    """Merged into each request's JSON (e.g. a server's ``grammar`` or ``top_k``); a None
+    value removes that key."""
+    name: str = ""
+    """The table's key under ``[providers]``; set by ``Settings``, never written in a file."""
 
     def __post_init__(self) -> None:
         _check(
-            self.kind in PROVIDER_KINDS, "providers.*.kind", self.kind, " | ".join(PROVIDER_KINDS)
+            self.kind in ("", *PROVIDER_KINDS),
+            "providers.*.kind",
+            self.kind,
+            " | ".join(PROVIDER_KINDS),
+        )
+        if self.kind and not self.base_url:
+            object.__setattr__(self, "base_url", ProviderKind(self.kind).default_base_url)
+        _check(
+            self.base_url.startswith(("https://", "http://")) or not self.base_url,
+            "providers.*.base_url",
+            self.base_url,
+            "an http:// or https:// URL",
         )
         _check(0 <= self.max_retries <= 10, "providers.*.max_retries", self.max_retries, "0..10")
-        _check(
-            self.connect_timeout_s > 0 and self.read_timeout_s > 0,
-            "providers.*.read_timeout_s",
-            self.read_timeout_s,
-            "a number > 0",
-        )
+        for key in ("connect_timeout_s", "read_timeout_s", "backoff_base_s", "backoff_max_s"):
+            value = getattr(self, key)
+            _check(value > 0, f"providers.*.{key}", value, "a number > 0")
 
 
 @dataclass(frozen=True)
@@ -360,9 +400,32 @@ class Settings:
     def __post_init__(self) -> None:
         allowed = ("DEBUG", "INFO", "WARNING", "ERROR")
         _check(self.log_level.upper() in allowed, "log_level", self.log_level, " | ".join(allowed))
+        _check(
+            LOCAL_PROVIDER not in self.providers,
+            f"providers.{LOCAL_PROVIDER}",
+            "a table",
+            f'another name: "{LOCAL_PROVIDER}" is the embedded model',
+        )
+        named = {}
+        for key, provider in self.providers.items():
+            _check(
+                provider.name in ("", key),
+                f"providers.{key}.name",
+                provider.name,
+                "no name key (the table's key is the name)",
+            )
+            named[key] = dataclasses.replace(provider, name=key)
+        object.__setattr__(self, "providers", named)
 
     def check_references(self) -> None:
         """Tiers name known providers; rules and the default name known tiers."""
+        for name, provider in self.providers.items():
+            _check(
+                bool(provider.kind),
+                f"providers.{name}.kind",
+                provider.kind,
+                " | ".join(PROVIDER_KINDS) + " (every provider says which API it speaks)",
+            )
         known = {*self.providers, LOCAL_PROVIDER}
         tiers = self.routing.tiers
         for tier, chain in tiers.items():

@@ -59,6 +59,8 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
         yield Check("config", False, str(exc), "edit the file named above")
         settings = Settings()
 
+    yield from _provider_checks(settings)
+
     for dist in ("pygls", "lsprotocol", "httpx", "diskcache"):
         version = _version(dist)
         yield Check(dist, version is not None, version or "not installed", f"pip install {dist}")
@@ -137,3 +139,38 @@ def _ledger_check() -> Check:
             "usage ledger", False, f"{path}: schema {version} is newer", "upgrade nearline"
         )
     return Check("usage ledger", True, f"{path}: {rows:,} requests (schema {version})")
+
+
+def _provider_checks(settings: Settings) -> Iterator[Check]:
+    """Each provider: where its requests (and key) go, whether the key is set, its price."""
+    import os
+    from urllib.parse import urlsplit
+
+    from nearline.prices import FREE, provider_price, table_for
+    from nearline.router import describe_endpoint
+
+    table = table_for(settings)
+    for name, p in settings.providers.items():
+        detail = describe_endpoint(p)
+        if not settings.cloud:
+            detail += "; cloud = false: not used"
+        if p.api_key_env and not os.environ.get(p.api_key_env, "").strip():
+            yield Check(
+                f"provider {name}",
+                False,
+                f"{detail}: ${p.api_key_env} is not set",
+                f"export {p.api_key_env}=<your key for {p.base_url}>",
+                warning=True,
+            )
+        else:
+            yield Check(f"provider {name}", True, detail)
+        local = urlsplit(p.base_url).hostname in ("127.0.0.1", "localhost", "::1")
+        if not local and provider_price(p, table) == FREE:
+            yield Check(
+                f"price of {p.model or name}",
+                False,
+                "not in the price table: its requests count as free, so budgets cannot see them",
+                f"set providers.{name}.input_cost_per_token and output_cost_per_token, or "
+                f'[prices."{p.model}"]',
+                warning=True,
+            )

@@ -18,7 +18,6 @@ from nearline import budget, edits, privacy
 from nearline.config import LOCAL_PROVIDER, ProviderSettings, Settings
 from nearline.documents import split_lines
 from nearline.engines.cloud import ChatEngine, ChatRequest, ChatResult, make_engine
-from nearline.engines.cloud import ProviderSettings as EngineSettings
 from nearline.engines.local_chat import LocalChatEngine
 from nearline.engines.reliability import CircuitBreaker, ProviderChain
 from nearline.errors import BudgetError, DiffError, PrivacyError, RoutingError
@@ -42,7 +41,6 @@ TASK_LABELS = {
     "fix": "fix",
     "ask": "ask",
 }
-DEFAULT_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 MAX_ANSWER_TOKENS = 4096
 LOCAL_ANSWER_TOKENS = 512
 """The embedded model is small: longer answers only ramble, slowly."""
@@ -138,20 +136,6 @@ def relative(path: str, root: Path | None) -> str:
     return Path(path).as_posix()
 
 
-def engine_settings(name: str, p: ProviderSettings) -> EngineSettings:
-    return EngineSettings(
-        name=name,
-        kind=p.kind,
-        base_url=p.base_url or DEFAULT_URLS.get(p.kind, ""),
-        model=p.model,
-        api_key_env=p.api_key_env,
-        connect_timeout_s=p.connect_timeout_s,
-        read_timeout_s=p.read_timeout_s,
-        max_retries=p.max_retries,
-        extra_body=dict(p.extra_body),
-    )
-
-
 class Escalator:
     def __init__(
         self,
@@ -164,7 +148,7 @@ class Escalator:
         self.root = root
         self._local_model = local_model
         self._local: LocalChatEngine | None = None
-        self._engines: dict[str, tuple[EngineSettings, ChatEngine]] = {}
+        self._engines: dict[str, tuple[ProviderSettings, ChatEngine]] = {}
         """Provider engines kept between requests: their HTTP connections (and TLS set-up)
         are reused."""
         self.breaker = CircuitBreaker()
@@ -263,7 +247,7 @@ class Escalator:
             if self._local is None:
                 self._local = LocalChatEngine(self._local_model(), self.settings.model)
             return self._local
-        wanted = engine_settings(name, self.settings.providers[name])
+        wanted = self.settings.providers[name]
         kept = self._engines.get(name)
         if kept is not None and kept[0] == wanted:
             return kept[1]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from nearline.config import LOCAL_PROVIDER, RuleSettings, Settings
+from nearline.config import LOCAL_PROVIDER, ProviderSettings, RuleSettings, Settings
 from nearline.prices import Tokens, provider_price, table_for
 
 CHARS_PER_TOKEN = 3.5
@@ -200,6 +200,12 @@ def model_of(provider: str, settings: Settings) -> str:
         return "the local model"
     p = settings.providers.get(provider)
     return p.model if p and p.model else provider
+
+
+def describe_endpoint(p: ProviderSettings) -> str:
+    """Where a provider's requests, and its key, go: never the key itself."""
+    key = f"key from ${p.api_key_env}" if p.api_key_env else "no key"
+    return f"{p.name} → {p.base_url} ({p.kind}, {key})"
 
 
 def title_for(decision: Decision, settings: Settings, label: str) -> str:

@@ -24,14 +24,15 @@ import logging
 import os
 import random as _random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 
 from nearline import __version__
+from nearline.config import ProviderSettings
 from nearline.engines.reliability import (
     RETRYABLE_STATUSES,
     AllProvidersFailedError,
@@ -69,9 +70,6 @@ log = logging.getLogger(__name__)
 _NO_USAGE: set[str] = set()
 """Providers already warned about for sending no usage."""
 
-DEFAULT_CONNECT_TIMEOUT_S = 5.0
-DEFAULT_READ_TIMEOUT_S = 60.0
-"""The longest silence between two pieces of an answer (the first one included)."""
 WRITE_TIMEOUT_S = 10.0
 POOL_TIMEOUT_S = 10.0
 USER_AGENT = f"nearline/{__version__}"
@@ -136,27 +134,11 @@ class ChatResult:
     attempts: int
 
 
-@dataclass(frozen=True)
-class ProviderSettings:
-    name: str
-    kind: str
-    """``"openai"`` (any OpenAI-compatible server) or ``"anthropic"``."""
-    base_url: str
-    """OpenAI: up to and including ``/v1``; Anthropic: the host (``https://api.anthropic.com``)."""
-    model: str
-    api_key_env: str | None = None
-    """The environment variable holding the key; None for servers that need none."""
-    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
-    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
-    max_retries: int = 3
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 20.0
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
-    """Merged into the request JSON last (a None value removes that key)."""
-
-
 class ChatEngine(Protocol):
-    settings: ProviderSettings
+    @property
+    def name(self) -> str:
+        """The provider's name (``[providers.NAME]``, or ``"local"`` for the embedded model)."""
+        ...
 
     async def chat(
         self, request: ChatRequest, on_text: Callable[[str], None] | None = None
@@ -274,6 +256,10 @@ class HttpChatEngine:
         )
         self._client: httpx.AsyncClient | None = None
         self._secrets: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.settings.name!r}, model={self.settings.model!r})"

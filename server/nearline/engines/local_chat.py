@@ -15,18 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from nearline.config import LOCAL_PROVIDER, ModelSettings
-from nearline.engines.cloud import ChatRequest, ChatResult, ProviderSettings, Usage
+from nearline.engines.cloud import ChatRequest, ChatResult, Usage
 from nearline.engines.local import check_model_file, default_threads
 from nearline.errors import ModelError
 
 
 class LocalChatEngine:
     def __init__(self, path: Path, model: ModelSettings) -> None:
+        self.name = LOCAL_PROVIDER
         self.path = path
         self.model = model
-        self.settings = ProviderSettings(
-            name=LOCAL_PROVIDER, kind="local", base_url="", model=path.stem
-        )
         self._llm: Any = None
         self._lock = threading.Lock()
 
@@ -94,7 +92,7 @@ class LocalChatEngine:
                 input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
             ),
             provider=LOCAL_PROVIDER,
-            model=self.settings.model,
+            model=self.path.stem,
             latency_ms=(time.perf_counter() - t0) * 1000,
             attempts=1,
         )

@@ -252,7 +252,7 @@ class ProviderChain:
     def __init__(self, engines: Sequence[ChatEngine], breaker: CircuitBreaker) -> None:
         if not engines:
             raise ValueError("a ProviderChain needs at least one engine")
-        names = [engine.settings.name for engine in engines]
+        names = [engine.name for engine in engines]
         if len(set(names)) != len(names):
             raise ValueError(f"provider names must be unique, got {names}")
         self.engines = tuple(engines)
@@ -267,7 +267,7 @@ class ProviderChain:
         offline: list[bool] = []
         retryable = False
         for engine in self.engines:
-            name = engine.settings.name
+            name = engine.name
             if not self.breaker.allow(name):
                 last = self.breaker.last_error(name)
                 failures[name] = (

@@ -1,0 +1,46 @@
+"""`nearline doctor` says where each provider's requests (and key) would go, never the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+CONFIG = """\
+[providers.claude]
+kind = "anthropic"
+model = "claude-sonnet-4-5"
+api_key_env = "ANTHROPIC_API_KEY"
+
+[providers.tuned]
+kind = "openai"
+model = "my-finetune"
+api_key_env = "OPENAI_API_KEY"
+
+[routing.tiers]
+flagship = ["claude", "tuned"]
+"""
+
+
+def test_doctor_shows_each_provider_s_resolved_url_and_key_variable(
+    tmp_path: Path, nearline_env: dict[str, str]
+) -> None:
+    (tmp_path / ".nearline.toml").write_text(CONFIG)
+    env = {**nearline_env, "ANTHROPIC_API_KEY": "sk-ant-secret-value", "OPENAI_API_KEY": ""}
+    r = subprocess.run(
+        [sys.executable, "-m", "nearline", "doctor"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = r.stdout
+    assert (
+        "[ok ] provider claude: claude → https://api.anthropic.com "
+        "(anthropic, key from $ANTHROPIC_API_KEY)" in out
+    ), out
+    assert "[warn] provider tuned: tuned → https://api.openai.com/v1" in out, out
+    assert "$OPENAI_API_KEY is not set" in out
+    assert "[warn] price of my-finetune: not in the price table" in out
+    assert "sk-ant-secret-value" not in out + r.stderr
