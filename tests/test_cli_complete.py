@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TEST_DATA
+from support import TEST_DATA
 
 DEMO = TEST_DATA / "demo.py"
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from conftest import ROOT
+from support import ROOT
 
 PLUGIN = ROOT / "clients" / "neovim"
 README = ROOT / "README.md"

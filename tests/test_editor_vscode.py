@@ -8,7 +8,7 @@ it, that the status bar shows the tier and a latency, and that the accept comman
 server (``nearline: Show Usage`` shows the ledger's report, ``acceptance: 1 of ...``). A
 screenshot of the ghost text goes to ``.artifacts/vscode-ghost-text.png``.
 
-The tools are installed once into a cache folder (``vscode_setup.py``); an install that fails
+The tools are installed once into a cache folder (``support/vscode.py``); an install that fails
 fails the test with the reason. Only 127.0.0.1 is contacted while the editor runs; every process
 the test starts is stopped at the end, also on failure.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from vscode_setup import (
+from support.vscode import (
     BUILD_TIMEOUT_S,
     CHROMIUM,
     INSTALL_TIMEOUT_S,

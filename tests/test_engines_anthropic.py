@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from cloud_fakes import (
+from nearline.engines.cloud import ChatMessage, ChatRequest, ProviderSettings, Usage
+from nearline.errors import ProviderError
+from support.fake_provider import (
     REQUEST,
     FakeSleep,
     Reply,
@@ -21,8 +23,6 @@ from cloud_fakes import (
     settings,
     transcript,
 )
-from nearline.engines.cloud import ChatMessage, ChatRequest, ProviderSettings, Usage
-from nearline.errors import ProviderError
 
 __all__ = ["close_engines", "server", "servers"]  # fixtures shared with the reliability tests
 

@@ -8,7 +8,17 @@ import logging
 
 import pytest
 
-from cloud_fakes import (
+from nearline import __version__
+from nearline.engines.cloud import (
+    ChatMessage,
+    ChatRequest,
+    CircuitBreaker,
+    ProviderChain,
+    ProviderSettings,
+    Usage,
+)
+from nearline.errors import ProviderError
+from support.fake_provider import (
     REQUEST,
     FakeSleep,
     Reply,
@@ -23,16 +33,6 @@ from cloud_fakes import (
     sse,
     transcript,
 )
-from nearline import __version__
-from nearline.engines.cloud import (
-    ChatMessage,
-    ChatRequest,
-    CircuitBreaker,
-    ProviderChain,
-    ProviderSettings,
-    Usage,
-)
-from nearline.errors import ProviderError
 
 __all__ = ["close_engines", "server", "servers"]  # fixtures shared with the reliability tests
 

@@ -9,21 +9,6 @@ import time
 
 import pytest
 
-from cloud_fakes import (
-    REQUEST,
-    FakeClock,
-    FakeSleep,
-    Reply,
-    ScriptedServer,
-    close_engines,
-    closed_port,
-    engine,
-    ok,
-    openai_chunks,
-    server,
-    servers,
-    settings,
-)
 from nearline.engines.cloud import (
     AllProvidersFailedError,
     AllProvidersOfflineError,
@@ -34,6 +19,21 @@ from nearline.engines.cloud import (
 )
 from nearline.engines.reliability import RetryPolicy, backoff_delay, parse_retry_after
 from nearline.errors import OfflineError, ProviderError, ProviderKeyError
+from support.fake_provider import (
+    REQUEST,
+    FakeClock,
+    FakeSleep,
+    Reply,
+    ScriptedServer,
+    close_engines,
+    engine,
+    ok,
+    openai_chunks,
+    server,
+    servers,
+    settings,
+)
+from support.net import closed_port
 
 __all__ = ["close_engines", "server", "servers"]  # fixtures, used by the tests below
 

@@ -9,8 +9,8 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from conftest import DEMO, END, LAST, URI, Client
-from rawlsp import RawLsp
+from support.lsp_client import DEMO, END, LAST, URI, Client
+from support.rawlsp import RawLsp
 
 
 async def still_serves(client: Client) -> None:

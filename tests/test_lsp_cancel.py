@@ -7,7 +7,7 @@ import asyncio
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from conftest import DEMO, END, LAST, URI, Client
+from support.lsp_client import DEMO, END, LAST, URI, Client
 
 
 async def test_cancel_storm_answers_the_last_request(nearline_env: dict[str, str]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import DEMO, END, LAST, URI, Client
+from support.lsp_client import DEMO, END, LAST, URI, Client
 
 FULL = {"completion": {"time_budget_ms": 5000, "warmup": False}}
 

@@ -6,7 +6,7 @@ import asyncio
 
 from lsprotocol import types
 
-from conftest import DEMO, END, LAST, URI, Client
+from support.lsp_client import DEMO, END, LAST, URI, Client
 
 FULL = {"completion": {"time_budget_ms": 5000}}
 

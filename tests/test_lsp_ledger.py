@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from cloud_fakes import RecordingProvider
-from conftest import DEMO, END, LAST, URI, Client, plain
 from nearline.ledger import Entry, Ledger
 from nearline.prices import Tokens
-from test_lsp_escalation import CALC, code_action, run, to_toml
+from support.escalation import CALC, code_action, run, to_toml
+from support.fake_provider import RecordingProvider
+from support.lsp_client import DEMO, END, LAST, URI, Client, plain
 
 DAY = 86_400.0
 USAGE = {

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from conftest import ROOT, Client, plain
+from support import ROOT
+from support.lsp_client import Client, plain
 
 ANTHROPIC_KEY = "sk-ant-test-0123456789-never-leaves"
 OPENAI_KEY = "sk-openai-test-9876543210-never-leaves"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import DEMO, END, LAST, URI, Client
+from support.lsp_client import DEMO, END, LAST, URI, Client
 
 
 async def test_typing_through_answers_without_a_model_call(nearline_env: dict[str, str]) -> None:

@@ -14,12 +14,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import free_port
 from nearline.engines.cloud import (
     ChatMessage,
     ChatRequest,
@@ -27,8 +25,9 @@ from nearline.engines.cloud import (
     ProviderSettings,
     make_engine,
 )
+from support import TEST_DATA
 
-CLOUD_DATA = Path(__file__).resolve().parent / "test_data" / "cloud"
+CLOUD_DATA = TEST_DATA / "cloud"
 REQUEST = ChatRequest(messages=(ChatMessage("user", "Complete: def add("),), max_tokens=32)
 
 
@@ -246,10 +245,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-closed_port = free_port
-"""A port nothing listens on."""
 
 
 # -- a well-behaved provider that records what it gets ----------------------------------------

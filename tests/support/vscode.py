@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
+
 EXTENSION = ROOT / "clients" / "vscode"
 
 NODE_SPEC = "24"

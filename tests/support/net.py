@@ -1,0 +1,15 @@
+"""Ports on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+closed_port = free_port
+"""A port nothing listens on."""
