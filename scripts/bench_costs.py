@@ -106,21 +106,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
-from nearline import prompts  # noqa: E402
-from nearline.catalog import DEFAULT_FILE, default_model_path  # noqa: E402
-from nearline.config import LOCAL_PROVIDER, Settings, parse_settings  # noqa: E402
-from nearline.engines.cloud import ChatEngine, make_engine  # noqa: E402
-from nearline.errors import DiffError, NearlineError  # noqa: E402
-from nearline.escalation import (  # noqa: E402
-    Document,
-    Escalator,
-    Outcome,
-    Task,
-    cost_of,
-    ledger_entry,
-)
-from nearline.ledger import COMPLETION, Entry, Ledger  # noqa: E402
-from nearline.prices import (  # noqa: E402
+from nearline.accounting.ledger import COMPLETION, Entry, Ledger  # noqa: E402
+from nearline.accounting.prices import (  # noqa: E402
     PRICE_FIELDS,
     Price,
     Tokens,
@@ -128,8 +115,21 @@ from nearline.prices import (  # noqa: E402
     flagship,
     provider_price,
 )
-from nearline.prices import table_for as price_table_for  # noqa: E402
-from nearline.router import Decision, language_of  # noqa: E402
+from nearline.accounting.prices import table_for as price_table_for  # noqa: E402
+from nearline.catalog import DEFAULT_FILE, default_model_path  # noqa: E402
+from nearline.config import LOCAL_PROVIDER, Settings, parse_settings  # noqa: E402
+from nearline.errors import DiffError, NearlineError  # noqa: E402
+from nearline.escalation import prompts  # noqa: E402
+from nearline.escalation.escalator import (  # noqa: E402
+    Document,
+    Escalator,
+    Outcome,
+    Task,
+    cost_of,
+    ledger_entry,
+)
+from nearline.escalation.router import Decision, language_of  # noqa: E402
+from nearline.providers.http import ChatEngine, make_engine  # noqa: E402
 
 CLASSES = ("autocomplete", "names", "boilerplate", "complex", "debugging")
 LABELS = {

@@ -266,9 +266,9 @@ def engine_measures(pauses: list[dict[str, Any]], args: argparse.Namespace) -> N
     from llama_cpp import Llama
 
     from nearline.catalog import default_model_path
+    from nearline.completion.context import build_context
+    from nearline.completion.engine.llama import default_threads
     from nearline.config import Settings
-    from nearline.context import build_context
-    from nearline.engines.local import default_threads
 
     settings = Settings()
     threads = default_threads()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from nearline.budget import LoopGuard, check, reset_time, spike
+from nearline.accounting.budget import LoopGuard, check, reset_time, spike
+from nearline.accounting.ledger import Spend, Spending
 from nearline.config import AlertSettings, BudgetSettings, Caps, parse_settings
 from nearline.errors import BudgetError
-from nearline.escalation import Document, Escalator, Task
-from nearline.ledger import Spend, Spending
+from nearline.escalation.escalator import Document, Escalator, Task
 
 NOW = time.mktime((2026, 11, 23, 15, 30, 0, 0, 0, -1))
 

@@ -1,4 +1,4 @@
-"""Unit tests for nearline.cache: memory LRU, disk persistence, unwritable folders."""
+"""Unit tests for nearline.completion.cache: memory LRU, disk persistence, unwritable folders."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from nearline.cache import CompletionCache, cache_key
+from nearline.completion.cache import CompletionCache, cache_key
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_unwritable_directory_falls_back_to_memory(caches, tmp_path, caplog):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     directory = blocker / "cache"
-    with caplog.at_level(logging.WARNING, logger="nearline.cache"):
+    with caplog.at_level(logging.WARNING, logger="nearline.completion.cache"):
         cache = caches(directory)
     assert cache.disk_error is not None
     assert str(directory) in cache.disk_error

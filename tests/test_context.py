@@ -1,10 +1,10 @@
-"""Unit tests for nearline.context: the prompt window around the cursor."""
+"""Unit tests for nearline.completion.context: the prompt window around the cursor."""
 
 from __future__ import annotations
 
 import pytest
 
-from nearline.context import (
+from nearline.completion.context import (
     KEEP_RATIO,
     CompletionContext,
     Mode,

@@ -1,4 +1,4 @@
-"""Unit tests for nearline.edits: extracting, parsing, placing and applying model diffs."""
+"""Unit tests for nearline.escalation.edits: extracting, parsing, placing and applying diffs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nearline.edits import (
+from nearline.errors import DiffError
+from nearline.escalation.edits import (
     FilePatch,
     Hunk,
     LineEdit,
@@ -17,7 +18,6 @@ from nearline.edits import (
     plan_file,
     split_lines,
 )
-from nearline.errors import DiffError
 
 DATA = Path(__file__).resolve().parent / "test_data" / "edits"
 

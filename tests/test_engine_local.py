@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from nearline.catalog import default_model_path
+from nearline.completion.engine.base import StopReason
+from nearline.completion.engine.llama import LocalEngine
+from nearline.completion.scheduler import CancelFlag
 from nearline.config import ModelSettings
-from nearline.engines.base import StopReason
-from nearline.engines.local import LocalEngine
 from nearline.errors import ModelError, ModelNotFoundError
-from nearline.scheduler import CancelFlag
 
 PROMPT = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) +"
 

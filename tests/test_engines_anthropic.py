@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from nearline.engines.cloud import ChatMessage, ChatRequest, ProviderSettings, Usage
 from nearline.errors import ProviderError
+from nearline.providers.http import ChatMessage, ChatRequest, ProviderSettings, Usage
 from support.fake_provider import (
     REQUEST,
     FakeSleep,

@@ -9,7 +9,8 @@ import logging
 import pytest
 
 from nearline import __version__
-from nearline.engines.cloud import (
+from nearline.errors import ProviderError
+from nearline.providers.http import (
     ChatMessage,
     ChatRequest,
     CircuitBreaker,
@@ -17,7 +18,6 @@ from nearline.engines.cloud import (
     ProviderSettings,
     Usage,
 )
-from nearline.errors import ProviderError
 from support.fake_provider import (
     REQUEST,
     FakeSleep,

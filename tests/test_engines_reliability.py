@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from nearline.engines.cloud import (
+from nearline.errors import OfflineError, ProviderError, ProviderKeyError
+from nearline.providers.http import (
     AllProvidersFailedError,
     AllProvidersOfflineError,
     CircuitBreaker,
@@ -17,8 +18,7 @@ from nearline.engines.cloud import (
     ProviderChain,
     ProviderSettings,
 )
-from nearline.engines.reliability import RetryPolicy, backoff_delay, parse_retry_after
-from nearline.errors import OfflineError, ProviderError, ProviderKeyError
+from nearline.providers.reliability import RetryPolicy, backoff_delay, parse_retry_after
 from support.fake_provider import (
     REQUEST,
     FakeClock,

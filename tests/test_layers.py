@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from nearline.config import ConfigStack, find_project_file
 from nearline.errors import ConfigError
-from nearline.layers import ConfigStack, find_project_file
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nearline.ledger import (
+from nearline.accounting.ledger import (
     COMPLETION,
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -25,7 +25,7 @@ from nearline.ledger import (
     day_of,
     ledger_path,
 )
-from nearline.prices import Tokens
+from nearline.accounting.prices import Tokens
 
 DAY = 86_400.0
 
@@ -172,8 +172,8 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from nearline.ledger import Entry, Ledger
-    from nearline.prices import Tokens
+    from nearline.accounting.ledger import Entry, Ledger
+    from nearline.accounting.prices import Tokens
 
     ledger = Ledger()
     total = 0

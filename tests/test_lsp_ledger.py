@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from nearline.ledger import Entry, Ledger
-from nearline.prices import Tokens
+from nearline.accounting.ledger import Entry, Ledger
+from nearline.accounting.prices import Tokens
 from support.escalation import CALC, code_action, run, to_toml
 from support.fake_provider import RecordingProvider
 from support.lsp_client import DEMO, END, LAST, URI, Client, plain

@@ -1,11 +1,11 @@
-"""Unit tests for nearline.postprocess: each filter alone, then the whole pipeline."""
+"""Unit tests for nearline.completion.postprocess: each filter alone, then the whole pipeline."""
 
 from __future__ import annotations
 
 import pytest
 
-from nearline.context import CompletionContext, Mode
-from nearline.postprocess import (
+from nearline.completion.context import CompletionContext, Mode
+from nearline.completion.postprocess import (
     PIPELINE,
     balance_brackets,
     drop_blank,

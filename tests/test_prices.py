@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nearline.cli import main
-from nearline.config import parse_settings
-from nearline.errors import ConfigError
-from nearline.prices import (
+from nearline.accounting.prices import (
     Price,
     PriceTable,
     Tokens,
@@ -20,6 +17,9 @@ from nearline.prices import (
     provider_price,
     table_for,
 )
+from nearline.cli import main
+from nearline.config import parse_settings
+from nearline.errors import ConfigError
 
 
 def test_cost_is_exact_for_cached_and_uncached_parts() -> None:

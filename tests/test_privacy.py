@@ -1,4 +1,4 @@
-"""Unit tests for nearline.privacy: local_only globs, the secret scanner and the refusal.
+"""Unit tests for nearline.escalation.privacy: local_only globs, the secret scanner and the refusal.
 
 Fake secrets are put together at run time, so this file holds no token that a secret scanner
 (ours, or a forge's push protection) would flag.
@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from nearline.errors import PrivacyError
-from nearline.privacy import (
+from nearline.escalation.privacy import (
     Finding,
     check,
     ensure_shareable,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nearline.config import Settings, parse_settings
-from nearline.router import (
+from nearline.escalation.router import (
     RouteRequest,
     choose_tier,
     describe_rule,

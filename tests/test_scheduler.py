@@ -1,4 +1,4 @@
-"""Unit tests for nearline.scheduler: one worker thread, newest work first, cancellation.
+"""Unit tests for nearline.completion.scheduler: one worker thread, newest work first, cancellation.
 
 A job blocks the worker on a ``threading.Event`` so that what is queued behind it is known
 exactly; waits use generous timeouts and never measure time.
@@ -11,7 +11,7 @@ from concurrent.futures import CancelledError
 
 import pytest
 
-from nearline.scheduler import Job, Priority, Scheduler
+from nearline.completion.scheduler import Job, Priority, Scheduler
 
 WAIT = 10  # seconds; only reached when something is broken
 

@@ -1,12 +1,18 @@
-"""Unit tests for nearline.templates and models/templates.toml."""
+"""Unit tests for nearline.completion.engine.templates and models/templates.toml."""
 
 from __future__ import annotations
 
 import pytest
 
+from nearline.completion.engine.templates import (
+    PREFIX_ONLY,
+    FimTemplate,
+    detect_template,
+    get_template,
+    registry,
+)
 from nearline.errors import ConfigError
 from nearline.paths import bundled_data_dir
-from nearline.templates import PREFIX_ONLY, FimTemplate, detect_template, get_template, registry
 
 PREFIX = "def f("
 SUFFIX = "):\n"

@@ -1,9 +1,9 @@
-"""Unit tests for nearline.typethrough: answering from the shown suggestion while typing."""
+"""Unit tests for nearline.completion.typethrough: answering from the shown suggestion."""
 
 from __future__ import annotations
 
-from nearline.context import CompletionContext, Mode
-from nearline.typethrough import ShownSuggestions
+from nearline.completion.context import CompletionContext, Mode
+from nearline.completion.typethrough import ShownSuggestions
 
 URI = "file:///a.py"
 BEFORE = "import os\n"

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from nearline import usage
+from nearline.accounting import usage
+from nearline.accounting.ledger import Entry, Ledger
+from nearline.accounting.prices import Tokens
 from nearline.cli import main
 from nearline.config import parse_settings
-from nearline.ledger import Entry, Ledger
-from nearline.prices import Tokens
 
 SETTINGS = parse_settings({"usage": {"flagship_model": "claude-sonnet-4-5"}})
 # The bundled price of claude-sonnet-4-5, USD per token.
@@ -595,7 +595,7 @@ def test_html_report_is_self_contained_and_holds_the_json_numbers(
 
 
 def test_local_kv_cache_reads_count_as_uncached_input_on_the_flagship() -> None:
-    from nearline.prices import Price
+    from nearline.accounting.prices import Price
 
     local = {
         "task": "completion",

@@ -16,8 +16,9 @@ from lsprotocol import types
 from pygls import uris
 from pygls.exceptions import JsonRpcInvalidParams
 
-from nearline.budget import spike
-from nearline.completion import resolve_model_path
+from nearline.accounting.budget import spike
+from nearline.accounting.ledger import Entry, Spending, day_of
+from nearline.completion.service import resolve_model_path
 from nearline.documents import split_lines, to_client_units
 from nearline.errors import (
     DiffError,
@@ -28,7 +29,7 @@ from nearline.errors import (
     ProviderError,
     RoutingError,
 )
-from nearline.escalation import (
+from nearline.escalation.escalator import (
     TASK_LABELS,
     Document,
     Escalator,
@@ -37,9 +38,8 @@ from nearline.escalation import (
     Task,
     ledger_entry,
 )
-from nearline.ledger import Entry, Spending, day_of
+from nearline.escalation.router import language_of, model_of, title_for
 from nearline.paths import cache_dir
-from nearline.router import language_of, model_of, title_for
 
 if TYPE_CHECKING:
     from nearline.session import Session

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from nearline import __version__
-from nearline.config import Settings
+from nearline.config import ConfigStack, Settings
 from nearline.errors import NearlineError
-from nearline.layers import ConfigStack
 
 log = logging.getLogger("nearline")
 
@@ -184,7 +183,7 @@ def parse_location(text: str) -> tuple[Path, int, int]:
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
-    from nearline.completion import build_service
+    from nearline.completion.service import build_service
     from nearline.documents import DocumentView, split_lines
 
     path, line, column = parse_location(args.location)
@@ -230,10 +229,10 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 def _record_completion(path: Path, settings: Settings, result: Any) -> None:
     """The request goes into the usage ledger like the editor's."""
-    from nearline.completion import ledger_entry
-    from nearline.layers import find_project_file
-    from nearline.ledger import Ledger
-    from nearline.router import language_of
+    from nearline.accounting.ledger import Ledger
+    from nearline.completion.service import ledger_entry
+    from nearline.config import find_project_file
+    from nearline.escalation.router import language_of
 
     project_file = find_project_file(path.resolve().parent)
     root = project_file.parent if project_file else Path.cwd()
@@ -255,7 +254,7 @@ def _record_completion(path: Path, settings: Settings, result: Any) -> None:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from nearline import catalog
-    from nearline.completion import resolve_model_path
+    from nearline.completion.service import resolve_model_path
 
     if args.action == "pull":
         if not args.name:
@@ -292,8 +291,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_route(args: argparse.Namespace) -> int:
     from nearline.config import TASKS
-    from nearline.escalation import Document, Escalator, Task
-    from nearline.router import describe_endpoint, model_of
+    from nearline.escalation.escalator import Document, Escalator, Task
+    from nearline.escalation.router import describe_endpoint, model_of
 
     files = [Path(f).resolve() for f in args.files]
     docs = []
@@ -343,7 +342,7 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from nearline.doctor import run_checks
+    from nearline.app.doctor import run_checks
 
     ok = True
     for check in run_checks(_overrides(args)):
@@ -356,13 +355,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from nearline import usage
+    from nearline.accounting import usage
 
     return usage.run(args, _settings(args))
 
 
 def cmd_prices(args: argparse.Namespace) -> int:
-    from nearline import prices
+    from nearline.accounting import prices
 
     if args.action == "import":
         if not args.file:

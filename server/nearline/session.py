@@ -18,9 +18,15 @@ from pygls import uris
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
+from nearline.accounting.ledger import COMPLETION, Entry, Ledger
 from nearline.actions import Actions
-from nearline.completion import CompletionResult, CompletionService, build_service, ledger_entry
-from nearline.config import merge
+from nearline.completion.service import (
+    CompletionResult,
+    CompletionService,
+    build_service,
+    ledger_entry,
+)
+from nearline.config import ConfigStack, merge
 from nearline.documents import DocumentView, split_lines, to_client_units
 from nearline.errors import (
     DocumentError,
@@ -29,8 +35,6 @@ from nearline.errors import (
     UnknownDocumentError,
     UnsupportedDocumentError,
 )
-from nearline.layers import ConfigStack
-from nearline.ledger import COMPLETION, Entry, Ledger
 
 log = logging.getLogger(__name__)
 
@@ -536,7 +540,7 @@ class Session:
     async def usage(self, arguments: Any) -> str:
         """``nearline.usage``: the usage report as text, for the editors' "show usage".
         Arguments (all optional): ``{days, period: day|week|month, by, project}``."""
-        from nearline.usage import text_report
+        from nearline.accounting.usage import text_report
 
         args = arguments[0] if isinstance(arguments, (list, tuple)) and arguments else arguments
         args = args if isinstance(args, Mapping) else {}

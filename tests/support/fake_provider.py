@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from nearline.engines.cloud import (
+from nearline.providers.http import (
     ChatMessage,
     ChatRequest,
     HttpChatEngine,

@@ -1,5 +1,5 @@
 """Engines that produce completions. Each implements ``CompletionEngine`` (see ``base``)."""
 
-from nearline.engines.base import CompletionEngine, Generation, StopReason
+from nearline.completion.engine.base import CompletionEngine, Generation, StopReason
 
 __all__ = ["CompletionEngine", "Generation", "StopReason"]

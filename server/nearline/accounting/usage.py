@@ -27,17 +27,24 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nearline.budget import WINDOW_DAYS, spike
-from nearline.config import Settings
-from nearline.errors import ConfigError, NearlineError
-from nearline.ledger import (
+from nearline.accounting.budget import WINDOW_DAYS, spike
+from nearline.accounting.ledger import (
     COMPLETION,
     connect_read_only,
     ledger_path,
     select_first_day,
     select_rows,
 )
-from nearline.prices import PRICE_FIELDS, Price, Tokens, as_cloud_request, flagship, table_for
+from nearline.accounting.prices import (
+    PRICE_FIELDS,
+    Price,
+    Tokens,
+    as_cloud_request,
+    flagship,
+    table_for,
+)
+from nearline.config import Settings
+from nearline.errors import ConfigError, NearlineError
 
 T = TypeVar("T")
 
@@ -517,7 +524,7 @@ def project_filter(value: str | None) -> str | None:
     """A project name as given; a path (``.``, ``~/src/x``, ``a/b``) as the project's root:
     the folder of the nearest ``.nearline.toml`` at or above it, as the server records it,
     else the path itself."""
-    from nearline.layers import find_project_file
+    from nearline.config import find_project_file
 
     if not value:
         return None
@@ -610,7 +617,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     elif getattr(args, "html", None):
         target = Path(args.html).expanduser()
         try:
-            from nearline.usage_html import to_html
+            from nearline.accounting.usage_html import to_html
 
             target.write_text(to_html(report), encoding="utf-8")
         except OSError as exc:

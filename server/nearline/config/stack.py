@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nearline.config import Settings, merge, parse_settings, read_toml
+from nearline.config.settings import Settings, merge, parse_settings, read_toml
 from nearline.errors import ConfigError
 from nearline.paths import user_config_file
 

@@ -33,7 +33,8 @@ import httpx
 
 from nearline import __version__
 from nearline.config import ProviderSettings
-from nearline.engines.reliability import (
+from nearline.errors import OfflineError, ProviderError, ProviderKeyError
+from nearline.providers.reliability import (
     RETRYABLE_STATUSES,
     AllProvidersFailedError,
     AllProvidersOfflineError,
@@ -46,7 +47,6 @@ from nearline.engines.reliability import (
     parse_retry_after,
     with_retries,
 )
-from nearline.errors import OfflineError, ProviderError, ProviderKeyError
 
 __all__ = [
     "AllProvidersFailedError",
@@ -174,8 +174,8 @@ def make_engine(
     random: Callable[[], float] = _random.random,
 ) -> HttpChatEngine:
     """The engine for ``settings.kind``. ``transport``, ``sleep`` and ``random`` are for tests."""
-    from nearline.engines.anthropic import AnthropicEngine
-    from nearline.engines.openai import OpenAIEngine
+    from nearline.providers.anthropic import AnthropicEngine
+    from nearline.providers.openai import OpenAIEngine
 
     kinds: dict[str, type[HttpChatEngine]] = {"openai": OpenAIEngine, "anthropic": AnthropicEngine}
     if settings.kind not in kinds:

@@ -11,8 +11,8 @@ import time
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 
+from nearline.accounting.ledger import Spend, Spending
 from nearline.config import AlertSettings, BudgetSettings, Caps
-from nearline.ledger import Spend, Spending
 
 WINDOW_DAYS = 7
 

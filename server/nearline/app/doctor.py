@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nearline.config import Settings
+from nearline.config import ConfigStack, Settings
 from nearline.errors import NearlineError
-from nearline.layers import ConfigStack
 from nearline.paths import cache_dir, data_dir
 
 
@@ -87,8 +86,8 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
         )
         return
 
-    from nearline.completion import resolve_model_path
-    from nearline.engines.local import LocalEngine
+    from nearline.completion.engine.llama import LocalEngine
+    from nearline.completion.service import resolve_model_path
 
     try:
         path = resolve_model_path(settings)
@@ -119,7 +118,7 @@ def _ledger_check() -> Check:
     """The usage ledger opens read-only and answers; a missing one is fine (made on first use)."""
     import sqlite3
 
-    from nearline.ledger import SCHEMA_VERSION, connect_read_only, ledger_path
+    from nearline.accounting.ledger import SCHEMA_VERSION, connect_read_only, ledger_path
 
     path = ledger_path()
     fix = f"move {path} aside (nearline starts a new one), or set NEARLINE_LEDGER"
@@ -146,8 +145,8 @@ def _provider_checks(settings: Settings) -> Iterator[Check]:
     import os
     from urllib.parse import urlsplit
 
-    from nearline.prices import FREE, provider_price, table_for
-    from nearline.router import describe_endpoint
+    from nearline.accounting.prices import FREE, provider_price, table_for
+    from nearline.escalation.router import describe_endpoint
 
     table = table_for(settings)
     for name, p in settings.providers.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nearline.context import CompletionContext
+from nearline.completion.context import CompletionContext
 
 
 @dataclass

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nearline.accounting.prices import Tokens
 from nearline.errors import LedgerError
 from nearline.paths import data_dir
-from nearline.prices import Tokens
 
 log = logging.getLogger(__name__)
 

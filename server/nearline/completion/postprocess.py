@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from nearline.context import CompletionContext, Mode, trailing_whitespace
+from nearline.completion.context import CompletionContext, Mode, trailing_whitespace
 
 Filter = Callable[[str, CompletionContext], str]
 

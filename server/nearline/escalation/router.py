@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from nearline.accounting.prices import Tokens, provider_price, table_for
 from nearline.config import LOCAL_PROVIDER, ProviderSettings, RuleSettings, Settings
-from nearline.prices import Tokens, provider_price, table_for
 
 CHARS_PER_TOKEN = 3.5
 SYSTEM_TOKENS = 350

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from nearline.templates import FimTemplate
+from nearline.completion.engine.templates import FimTemplate
 
 
 class StopReason(enum.Enum):

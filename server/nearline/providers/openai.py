@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from nearline.engines.cloud import ChatRequest, HttpChatEngine, SseEvent, Usage, token_count
+from nearline.providers.http import ChatRequest, HttpChatEngine, SseEvent, Usage, token_count
 
 DONE = "[DONE]"
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, TypeVar
 from nearline.errors import OfflineError, ProviderError, ProviderKeyError
 
 if TYPE_CHECKING:
-    from nearline.engines.cloud import ChatEngine, ChatRequest, ChatResult
+    from nearline.providers.http import ChatEngine, ChatRequest, ChatResult
 
 log = logging.getLogger(__name__)
 

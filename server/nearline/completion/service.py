@@ -15,19 +15,24 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from nearline.cache import CompletionCache, cache_key
+from nearline.accounting.ledger import COMPLETION, Entry
+from nearline.accounting.prices import Tokens
+from nearline.completion.cache import CompletionCache, cache_key
+from nearline.completion.context import (
+    CompletionContext,
+    build_context,
+    prompt_prefix,
+    trailing_whitespace,
+)
+from nearline.completion.engine.base import CompletionEngine, Generation, StopReason
+from nearline.completion.engine.llama import LocalEngine
+from nearline.completion.postprocess import limit_scope, make_pipeline, postprocess
+from nearline.completion.scheduler import Job, Priority, Scheduler
+from nearline.completion.typethrough import ShownSuggestions
 from nearline.config import Settings
-from nearline.context import CompletionContext, build_context, prompt_prefix, trailing_whitespace
 from nearline.documents import DocumentView, check_content, to_code_points
-from nearline.engines.base import CompletionEngine, Generation, StopReason
-from nearline.engines.local import LocalEngine
 from nearline.errors import ModelError, NearlineError
-from nearline.ledger import COMPLETION, Entry
 from nearline.paths import cache_dir
-from nearline.postprocess import limit_scope, make_pipeline, postprocess
-from nearline.prices import Tokens
-from nearline.scheduler import Job, Priority, Scheduler
-from nearline.typethrough import ShownSuggestions
 
 log = logging.getLogger(__name__)
 

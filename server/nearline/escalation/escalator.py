@@ -14,23 +14,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from nearline import budget, edits, privacy
+from nearline.accounting import budget
+from nearline.accounting.ledger import Entry, Spending
+from nearline.accounting.prices import Tokens, provider_price, table_for
 from nearline.config import LOCAL_PROVIDER, ProviderSettings, Settings
 from nearline.documents import split_lines
-from nearline.engines.cloud import ChatEngine, ChatRequest, ChatResult, make_engine
-from nearline.engines.local_chat import LocalChatEngine
-from nearline.engines.reliability import CircuitBreaker, ProviderChain
 from nearline.errors import BudgetError, DiffError, PrivacyError, RoutingError
-from nearline.ledger import Entry, Spending
-from nearline.prices import Tokens, provider_price, table_for
-from nearline.prompts import (
+from nearline.escalation import edits, privacy
+from nearline.escalation.prompts import (
     CHANGE_TASKS,
     Selection,
     SourceFile,
     build_messages,
     project_cache_key,
 )
-from nearline.router import Decision, RouteRequest, estimate_tokens, language_of, route_for
+from nearline.escalation.router import (
+    Decision,
+    RouteRequest,
+    estimate_tokens,
+    language_of,
+    route_for,
+)
+from nearline.providers.http import ChatEngine, ChatRequest, ChatResult, make_engine
+from nearline.providers.local import LocalChatEngine
+from nearline.providers.reliability import CircuitBreaker, ProviderChain
 
 log = logging.getLogger(__name__)
 

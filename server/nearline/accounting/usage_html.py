@@ -9,7 +9,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 
-from nearline.usage import (
+from nearline.accounting.usage import (
     Group,
     Report,
     empty_message,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from nearline.engines.cloud import (
+from nearline.providers.http import (
     ChatMessage,
     ChatRequest,
     HttpChatEngine,

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nearline.completion.engine.llama import check_model_file, default_threads
 from nearline.config import LOCAL_PROVIDER, ModelSettings
-from nearline.engines.cloud import ChatRequest, ChatResult, Usage
-from nearline.engines.local import check_model_file, default_threads
 from nearline.errors import ModelError
+from nearline.providers.http import ChatRequest, ChatResult, Usage
 
 
 class LocalChatEngine:

@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nearline.engines.cloud import ChatMessage
+from nearline.providers.http import ChatMessage
 
 SYSTEM = """\
 You are nearline, a careful senior software engineer working inside the user's editor.

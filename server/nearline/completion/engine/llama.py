@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from nearline.completion.engine.base import Generation, StopReason, StopRule
+from nearline.completion.engine.templates import FimTemplate, detect_template, get_template
 from nearline.config import ModelSettings
-from nearline.engines.base import Generation, StopReason, StopRule
 from nearline.errors import ModelError, ModelNotFoundError
-from nearline.templates import FimTemplate, detect_template, get_template
 
 log = logging.getLogger(__name__)
 
