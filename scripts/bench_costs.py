@@ -129,7 +129,7 @@ from nearline.escalation.escalator import (  # noqa: E402
     ledger_entry,
 )
 from nearline.escalation.router import Decision, language_of  # noqa: E402
-from nearline.providers.http import ChatEngine, make_engine  # noqa: E402
+from nearline.providers import ChatEngine, make_engine  # noqa: E402
 
 CLASSES = ("autocomplete", "names", "boilerplate", "complex", "debugging")
 LABELS = {

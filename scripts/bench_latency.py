@@ -267,11 +267,10 @@ def engine_measures(pauses: list[dict[str, Any]], args: argparse.Namespace) -> N
 
     from nearline.catalog import default_model_path
     from nearline.completion.context import build_context
-    from nearline.completion.engine.llama import default_threads
-    from nearline.config import Settings
+    from nearline.config import ModelSettings, Settings
 
     settings = Settings()
-    threads = default_threads()
+    threads = ModelSettings().threads
     llm = Llama(
         model_path=str(default_model_path()),
         n_ctx=settings.model.n_ctx,

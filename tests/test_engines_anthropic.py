@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from nearline.config import ProviderSettings
 from nearline.errors import ProviderError
-from nearline.providers.http import ChatMessage, ChatRequest, ProviderSettings, Usage
+from nearline.providers import ChatMessage, ChatRequest, Usage
 from support.fake_provider import (
     REQUEST,
     FakeSleep,

@@ -9,15 +9,9 @@ import logging
 import pytest
 
 from nearline import __version__
+from nearline.config import ProviderSettings
 from nearline.errors import ProviderError
-from nearline.providers.http import (
-    ChatMessage,
-    ChatRequest,
-    CircuitBreaker,
-    ProviderChain,
-    ProviderSettings,
-    Usage,
-)
+from nearline.providers import ChatMessage, ChatRequest, CircuitBreaker, ProviderChain, Usage
 from support.fake_provider import (
     REQUEST,
     FakeSleep,

@@ -9,14 +9,14 @@ import time
 
 import pytest
 
+from nearline.config import ProviderSettings
 from nearline.errors import OfflineError, ProviderError, ProviderKeyError
-from nearline.providers.http import (
+from nearline.providers import (
     AllProvidersFailedError,
     AllProvidersOfflineError,
     CircuitBreaker,
     MalformedResponseError,
     ProviderChain,
-    ProviderSettings,
 )
 from nearline.providers.reliability import RetryPolicy, backoff_delay, parse_retry_after
 from support.fake_provider import (

@@ -18,7 +18,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from nearline.accounting.budget import spike
 from nearline.accounting.ledger import Entry, Spending, day_of
-from nearline.completion.service import resolve_model_path
+from nearline.catalog import resolve_model_path
 from nearline.documents import split_lines, to_client_units
 from nearline.errors import (
     DiffError,
@@ -76,7 +76,7 @@ class Actions:
             self._escalator = Escalator(
                 settings,
                 self.session.stack.root,
-                lambda: resolve_model_path(self.session.settings),
+                lambda: resolve_model_path(self.session.settings.model),
                 self._spending,
             )
         self._escalator.settings = settings

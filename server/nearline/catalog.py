@@ -15,8 +15,14 @@ from pathlib import Path
 
 import httpx
 
-from nearline.config import read_toml
-from nearline.errors import CatalogError, ChecksumMismatchError, DownloadError, ModelNotFoundError
+from nearline.config import ModelSettings, read_toml
+from nearline.errors import (
+    CatalogError,
+    ChecksumMismatchError,
+    DownloadError,
+    ModelError,
+    ModelNotFoundError,
+)
 from nearline.paths import bundled_data_dir, models_download_dir
 
 log = logging.getLogger(__name__)
@@ -95,6 +101,15 @@ def installed_path(name: str) -> Path:
     if entry.bundled:
         return default_model_path()
     return models_download_dir() / entry.file
+
+
+def resolve_model_path(model: ModelSettings) -> Path:
+    """The GGUF to load: model.path, else a pulled catalog model, else the embedded default."""
+    if model.path:
+        return Path(model.path).expanduser()
+    if model.name:
+        return installed_path(model.name)
+    return default_model_path()
 
 
 def sha256_of(path: Path) -> str:
@@ -208,3 +223,25 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.enabled:
             self._bar.stop()
+
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_model_file(path: Path) -> None:
+    """Raise ``ModelError`` with a fix for a missing, unreadable or non-GGUF file."""
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"model file {path} does not exist; set model.path to a GGUF file, run "
+            "`nearline models pull NAME`, or `nearline doctor` to check the install"
+        )
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelError(f"model file {path} cannot be read: {exc}") from None
+    if magic != GGUF_MAGIC:
+        raise ModelError(
+            f"model file {path} is not a GGUF file (it starts with {magic!r}); "
+            "download it again or point model.path at a .gguf file"
+        )

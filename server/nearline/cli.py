@@ -254,7 +254,7 @@ def _record_completion(path: Path, settings: Settings, result: Any) -> None:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from nearline import catalog
-    from nearline.completion.service import resolve_model_path
+    from nearline.catalog import resolve_model_path
 
     if args.action == "pull":
         if not args.name:
@@ -271,7 +271,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     try:
-        active: Path | None = resolve_model_path(settings)
+        active: Path | None = resolve_model_path(settings.model)
     except NearlineError:
         active = None
     print(f"{'':2}{'NAME':28} {'FAMILY':16} {'SIZE':>9}  STATE")

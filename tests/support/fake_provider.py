@@ -18,13 +18,9 @@ from typing import Any
 
 import pytest
 
-from nearline.providers.http import (
-    ChatMessage,
-    ChatRequest,
-    HttpChatEngine,
-    ProviderSettings,
-    make_engine,
-)
+from nearline.config import ProviderSettings
+from nearline.providers import ChatMessage, ChatRequest, make_engine
+from nearline.providers.http import HttpChatEngine
 from support import TEST_DATA
 
 CLOUD_DATA = TEST_DATA / "cloud"

@@ -86,11 +86,11 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
         )
         return
 
+    from nearline.catalog import resolve_model_path
     from nearline.completion.engine.llama import LocalEngine
-    from nearline.completion.service import resolve_model_path
 
     try:
-        path = resolve_model_path(settings)
+        path = resolve_model_path(settings.model)
         engine = LocalEngine(path, settings.model)
         engine.load()
         yield Check("model", True, f"{path} loads (template {engine.template.id})")

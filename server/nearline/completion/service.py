@@ -17,6 +17,7 @@ from typing import Any
 
 from nearline.accounting.ledger import COMPLETION, Entry
 from nearline.accounting.prices import Tokens
+from nearline.catalog import resolve_model_path
 from nearline.completion.cache import CompletionCache, cache_key
 from nearline.completion.context import (
     CompletionContext,
@@ -396,7 +397,7 @@ def build_service(settings: Settings) -> CompletionService:
         disk_size_mb=opts.disk_size_mb,
     )
     try:
-        path = resolve_model_path(settings)
+        path = resolve_model_path(settings.model)
     except NearlineError as exc:
         error = exc
 
@@ -407,14 +408,3 @@ def build_service(settings: Settings) -> CompletionService:
         return CompletionService(settings, engine, cache, load=fail)
     engine = LocalEngine(path, settings.model)
     return CompletionService(settings, engine, cache, load=engine.load)
-
-
-def resolve_model_path(settings: Settings) -> Path:
-    """The GGUF to load: model.path, else a pulled catalog model, else the embedded default."""
-    from nearline import catalog
-
-    if settings.model.path:
-        return Path(settings.model.path).expanduser()
-    if settings.model.name:
-        return catalog.installed_path(settings.model.name)
-    return catalog.default_model_path()

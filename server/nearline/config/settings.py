@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,17 @@ class ModelSettings:
     """Layers to offload to the GPU (-1: all) where llama.cpp was built with GPU support."""
     flash_attn: bool = True
     """llama.cpp's flash attention: faster prompt evaluation on CPU and GPU."""
+
+    @property
+    def threads(self) -> int:
+        """``n_threads``, else all cores this process may use: a 2-core laptop needs both for
+        the small model."""
+        if self.n_threads is not None:
+            return self.n_threads
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - macOS, Windows
+            return max(1, os.cpu_count() or 1)
 
     def __post_init__(self) -> None:
         _check(self.n_ctx >= 256, "model.n_ctx", self.n_ctx, "an integer >= 256")

@@ -35,9 +35,15 @@ from nearline.escalation.router import (
     language_of,
     route_for,
 )
-from nearline.providers.http import ChatEngine, ChatRequest, ChatResult, make_engine
-from nearline.providers.local import LocalChatEngine
-from nearline.providers.reliability import CircuitBreaker, ProviderChain
+from nearline.providers import (
+    ChatEngine,
+    ChatRequest,
+    ChatResult,
+    CircuitBreaker,
+    LocalChatEngine,
+    ProviderChain,
+    make_engine,
+)
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nearline.providers.http import ChatMessage
+from nearline.providers import ChatMessage
 
 SYSTEM = """\
 You are nearline, a careful senior software engineer working inside the user's editor.

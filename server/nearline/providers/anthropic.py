@@ -18,14 +18,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from nearline.providers.http import (
-    ChatMessage,
-    ChatRequest,
-    HttpChatEngine,
-    SseEvent,
-    Usage,
-    token_count,
-)
+from nearline.providers.http import HttpChatEngine, SseEvent, token_count
+from nearline.providers.types import ChatMessage, ChatRequest, Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
 RETRYABLE_ERROR_TYPES = frozenset(

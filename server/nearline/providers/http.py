@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
@@ -36,35 +36,14 @@ from nearline.config import ProviderSettings
 from nearline.errors import OfflineError, ProviderError, ProviderKeyError
 from nearline.providers.reliability import (
     RETRYABLE_STATUSES,
-    AllProvidersFailedError,
-    AllProvidersOfflineError,
-    CircuitBreaker,
     MalformedResponseError,
-    ProviderChain,
     ProviderHTTPError,
     RetryPolicy,
     Sleep,
     parse_retry_after,
     with_retries,
 )
-
-__all__ = [
-    "AllProvidersFailedError",
-    "AllProvidersOfflineError",
-    "ChatEngine",
-    "ChatMessage",
-    "ChatRequest",
-    "ChatResult",
-    "CircuitBreaker",
-    "HttpChatEngine",
-    "MalformedResponseError",
-    "ProviderChain",
-    "ProviderHTTPError",
-    "ProviderSettings",
-    "Usage",
-    "api_key",
-    "make_engine",
-]
+from nearline.providers.types import ChatRequest, ChatResult, Usage, estimate_usage
 
 log = logging.getLogger(__name__)
 _NO_USAGE: set[str] = set()
@@ -73,83 +52,8 @@ _NO_USAGE: set[str] = set()
 WRITE_TIMEOUT_S = 10.0
 POOL_TIMEOUT_S = 10.0
 USER_AGENT = f"nearline/{__version__}"
-ROLES = ("system", "user", "assistant")
 PROVIDER_TEXT_CHARS = 300
 """How much of a provider's own error text goes into a message."""
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    role: str
-    """``"system"``, ``"user"`` or ``"assistant"``."""
-    content: str
-    cache: bool = False
-    """The end of a stable prefix: Anthropic gets a cache_control breakpoint here."""
-
-    def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ValueError(f"unknown chat role {self.role!r}; use one of {', '.join(ROLES)}")
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    messages: tuple[ChatMessage, ...]
-    max_tokens: int = 2048
-    temperature: float = 0.0
-    cache_key: str | None = None
-    """OpenAI's ``prompt_cache_key`` (one per project); sent only when set."""
-
-
-@dataclass(frozen=True)
-class Usage:
-    input_tokens: int = 0
-    """Input tokens that were neither read from nor written to the provider's cache."""
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    output_tokens: int = 0
-
-
-CHARS_PER_TOKEN = 3.5
-"""For a usage estimate when a server reports none."""
-
-
-def estimate_usage(request: ChatRequest, text: str) -> Usage:
-    """Token counts guessed from text lengths, for servers that report no usage (llama.cpp's
-    server when streaming): a request is never accounted as free by mistake."""
-    prompt = sum(len(m.content) for m in request.messages)
-    return Usage(
-        input_tokens=max(1, round(prompt / CHARS_PER_TOKEN)),
-        output_tokens=round(len(text) / CHARS_PER_TOKEN),
-    )
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    text: str
-    usage: Usage
-    provider: str
-    model: str
-    latency_ms: float
-    """From the call to the last byte, retries and backoff included."""
-    attempts: int
-
-
-class ChatEngine(Protocol):
-    @property
-    def name(self) -> str:
-        """The provider's name (``[providers.NAME]``, or ``"local"`` for the embedded model)."""
-        ...
-
-    async def chat(
-        self, request: ChatRequest, on_text: Callable[[str], None] | None = None
-    ) -> ChatResult:
-        """The whole answer. ``on_text`` gets the text so far each time it grows; after a retry
-        it starts again from the beginning, so show the latest value rather than appending."""
-        ...
-
-    async def aclose(self) -> None:
-        """Close the engine's connections."""
-        ...
 
 
 def api_key(settings: ProviderSettings) -> str | None:
@@ -164,24 +68,6 @@ def api_key(settings: ProviderSettings) -> str | None:
             provider=settings.name,
         )
     return value
-
-
-def make_engine(
-    settings: ProviderSettings,
-    transport: httpx.AsyncBaseTransport | None = None,
-    *,
-    sleep: Sleep = asyncio.sleep,
-    random: Callable[[], float] = _random.random,
-) -> HttpChatEngine:
-    """The engine for ``settings.kind``. ``transport``, ``sleep`` and ``random`` are for tests."""
-    from nearline.providers.anthropic import AnthropicEngine
-    from nearline.providers.openai import OpenAIEngine
-
-    kinds: dict[str, type[HttpChatEngine]] = {"openai": OpenAIEngine, "anthropic": AnthropicEngine}
-    if settings.kind not in kinds:
-        known = ", ".join(kinds)
-        raise ValueError(f"{settings.name}: unknown provider kind {settings.kind!r}; use {known}")
-    return kinds[settings.kind](settings, transport, sleep=sleep, random=random)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nearline.completion.engine.llama import check_model_file, default_threads
+from nearline.catalog import check_model_file
 from nearline.config import LOCAL_PROVIDER, ModelSettings
 from nearline.errors import ModelError
-from nearline.providers.http import ChatRequest, ChatResult, Usage
+from nearline.providers.types import ChatRequest, ChatResult, Usage
 
 
 class LocalChatEngine:
@@ -37,7 +37,7 @@ class LocalChatEngine:
                 self._llm = Llama(
                     model_path=str(self.path),
                     n_ctx=max(4096, self.model.n_ctx),
-                    n_threads=self.model.n_threads or default_threads(),
+                    n_threads=self.model.threads,
                     n_gpu_layers=self.model.n_gpu_layers,
                     verbose=False,
                 )

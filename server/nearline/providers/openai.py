@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from nearline.providers.http import ChatRequest, HttpChatEngine, SseEvent, Usage, token_count
+from nearline.providers.http import HttpChatEngine, SseEvent, token_count
+from nearline.providers.types import ChatRequest, Usage
 
 DONE = "[DONE]"
 

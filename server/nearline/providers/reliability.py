@@ -27,12 +27,10 @@ import random as _random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from nearline.errors import OfflineError, ProviderError, ProviderKeyError
-
-if TYPE_CHECKING:
-    from nearline.providers.http import ChatEngine, ChatRequest, ChatResult
+from nearline.providers.types import ChatEngine, ChatRequest, ChatResult
 
 log = logging.getLogger(__name__)
 

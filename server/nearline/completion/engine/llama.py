@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -25,41 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from nearline.catalog import check_model_file
 from nearline.completion.engine.base import Generation, StopReason, StopRule
 from nearline.completion.engine.templates import FimTemplate, detect_template, get_template
 from nearline.config import ModelSettings
-from nearline.errors import ModelError, ModelNotFoundError
+from nearline.errors import ModelError
 
 log = logging.getLogger(__name__)
-
-GGUF_MAGIC = b"GGUF"
-
-
-def default_threads() -> int:
-    """All cores this process may use: a 2-core laptop needs both for the small model."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
-
-def check_model_file(path: Path) -> None:
-    """Raise ``ModelError`` with a fix for a missing, unreadable or non-GGUF file."""
-    if not path.exists():
-        raise ModelNotFoundError(
-            f"model file {path} does not exist; set model.path to a GGUF file, run "
-            "`nearline models pull NAME`, or `nearline doctor` to check the install"
-        )
-    try:
-        with path.open("rb") as f:
-            magic = f.read(4)
-    except OSError as exc:
-        raise ModelError(f"model file {path} cannot be read: {exc}") from None
-    if magic != GGUF_MAGIC:
-        raise ModelError(
-            f"model file {path} is not a GGUF file (it starts with {magic!r}); "
-            "download it again or point model.path at a .gguf file"
-        )
 
 
 class AbortFlag:
@@ -166,7 +137,7 @@ class LocalEngine:
         import llama_cpp
         from llama_cpp import Llama
 
-        threads = self.settings.n_threads or default_threads()
+        threads = self.settings.threads
         if _log_callback is None:
             _route_llama_logs()
         try:
