@@ -106,7 +106,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
-from nearline.accounting.ledger import COMPLETION, Entry, Ledger  # noqa: E402
+from nearline.accounting.ledger import Entry, Ledger  # noqa: E402
 from nearline.accounting.prices import (  # noqa: E402
     PRICE_FIELDS,
     Price,
@@ -119,7 +119,6 @@ from nearline.accounting.prices import table_for as price_table_for  # noqa: E40
 from nearline.catalog import DEFAULT_FILE, default_model_path  # noqa: E402
 from nearline.config import LOCAL_PROVIDER, Settings, parse_settings  # noqa: E402
 from nearline.errors import DiffError, NearlineError  # noqa: E402
-from nearline.escalation import prompts  # noqa: E402
 from nearline.escalation.escalator import (  # noqa: E402
     Document,
     Escalator,
@@ -130,6 +129,7 @@ from nearline.escalation.escalator import (  # noqa: E402
 )
 from nearline.escalation.router import Decision, language_of  # noqa: E402
 from nearline.providers import ChatEngine, make_engine  # noqa: E402
+from nearline.tasks import AUTOCOMPLETE, TASKS  # noqa: E402
 
 CLASSES = ("autocomplete", "names", "boilerplate", "complex", "debugging")
 LABELS = {
@@ -369,7 +369,7 @@ class Request:
     dev: int
     ts: float
     klass: str
-    kind: str = COMPLETION
+    kind: str = AUTOCOMPLETE
     """The escalation task (refactor, explain, tests, fix, ask), or "completion"."""
     files: tuple[int, ...] = ()
     """Indexes into the repository; the first holds the selection."""
@@ -532,7 +532,7 @@ def completion_entry(req: Request, project_root: str, path: str) -> Entry:
     rng = random.Random(req.seed)
     pick = rng.random()
     common = {
-        "task": COMPLETION,
+        "task": AUTOCOMPLETE,
         "tier": "local",
         "provider": LOCAL_PROVIDER,
         "model": LOCAL_MODEL,
@@ -678,7 +678,7 @@ def prompt_usage(
     return total, cached
 
 
-TASK_OF = {text: task for task, text in prompts.INSTRUCTIONS.items() if text}
+TASK_OF = {t.instruction: t.kind.value for t in TASKS.values() if t.instruction}
 SELECTION = re.compile(r"^Selection: (.+), lines (\d+)-(\d+):\n```\n(.*)\n```", re.M | re.S)
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from nearline.accounting.ledger import (
-    COMPLETION,
     MIGRATIONS,
     SCHEMA_VERSION,
     Entry,
@@ -26,13 +25,14 @@ from nearline.accounting.ledger import (
     ledger_path,
 )
 from nearline.accounting.prices import Tokens
+from nearline.tasks import AUTOCOMPLETE
 
 DAY = 86_400.0
 
 
 def completion(**kw: object) -> Entry:
     values: dict[str, object] = dict(
-        task=COMPLETION, outcome="ok", model="smollm2", tokens=Tokens(input=12, output=5)
+        task=AUTOCOMPLETE, outcome="ok", model="smollm2", tokens=Tokens(input=12, output=5)
     )
     values.update(kw)
     return Entry(**values)  # type: ignore[arg-type]

@@ -30,7 +30,6 @@ from nearline.errors import (
     RoutingError,
 )
 from nearline.escalation.escalator import (
-    TASK_LABELS,
     Document,
     Escalator,
     FileChange,
@@ -40,26 +39,13 @@ from nearline.escalation.escalator import (
 )
 from nearline.escalation.router import language_of, model_of, title_for
 from nearline.paths import cache_dir
+from nearline.tasks import BY_COMMAND, TASKS, TaskKind
 
 if TYPE_CHECKING:
     from nearline.session import Session
 
 log = logging.getLogger(__name__)
 
-COMMANDS = {
-    "nearline.refactor": "refactor",
-    "nearline.explain": "explain",
-    "nearline.writeTests": "tests",
-    "nearline.fix": "fix",
-    "nearline.ask": "ask",
-}
-COMMAND_OF = {task: command for command, task in COMMANDS.items()}
-ACTION_KINDS = {
-    "refactor": types.CodeActionKind.RefactorRewrite,
-    "explain": types.CodeActionKind.Empty,
-    "tests": types.CodeActionKind.Source,
-    "fix": types.CodeActionKind.QuickFix,
-}
 SHOWN_CHARS = 1500
 """An explanation longer than this goes to a document when the client can show one."""
 
@@ -112,7 +98,7 @@ class Actions:
         except (OSError, UnicodeDecodeError) as exc:
             raise JsonRpcInvalidParams(f"cannot read {uri}: {exc}") from None
 
-    def _task(self, kind: str, args: Mapping[str, Any]) -> tuple[Task, list[Document]]:
+    def _task(self, kind: TaskKind, args: Mapping[str, Any]) -> tuple[Task, list[Document]]:
         uri = args.get("uri") or (args.get("textDocument") or {}).get("uri")
         if not isinstance(uri, str):
             raise JsonRpcInvalidParams(f"nearline.{kind}: expected {{uri, range}} arguments")
@@ -153,7 +139,10 @@ class Actions:
         private = self.escalator.privacy_verdict([self.document(uri)])
         spending = self.escalator.current_spending()
         actions = []
-        for kind, action_kind in ACTION_KINDS.items():
+        for info in TASKS.values():
+            if info.code_action is None:
+                continue
+            kind = info.kind
             args = dict(base)
             if kind == "fix":
                 if not diagnostics:
@@ -165,20 +154,20 @@ class Actions:
             except NearlineError as exc:
                 log.info("no %s action: %s", kind, exc)
                 continue
-            title = title_for(decision, self.session.settings, TASK_LABELS[kind])
+            title = title_for(decision, self.session.settings, TASKS[kind].label)
             actions.append(
                 types.CodeAction(
                     title=title,
-                    kind=action_kind,
+                    kind=types.CodeActionKind(info.code_action),
                     diagnostics=diagnostics[:1] if kind == "fix" else None,
-                    command=types.Command(title=title, command=COMMAND_OF[kind], arguments=[args]),
+                    command=types.Command(title=title, command=info.command, arguments=[args]),
                 )
             )
         return actions
 
     # -- running -----------------------------------------------------------------------------
     async def execute(self, command: str, arguments: Any) -> dict[str, Any]:
-        kind = COMMANDS[command]
+        kind = BY_COMMAND[command]
         args = arguments[0] if isinstance(arguments, (list, tuple)) and arguments else arguments
         if not isinstance(args, Mapping):
             raise JsonRpcInvalidParams(f"{command}: expected one argument {{uri, range}}")
@@ -190,16 +179,16 @@ class Actions:
             outcome = await self.escalator.run(task, docs)
         except (RoutingError, PrivacyError) as exc:
             self._record_failure(task, docs, t0, "error")
-            return self._fail(f"nearline: {TASK_LABELS[kind]} not sent: {exc}", warning=True)
+            return self._fail(f"nearline: {TASKS[kind].label} not sent: {exc}", warning=True)
         except OfflineError as exc:
             self._record_failure(task, docs, t0, "error")
             return self._fail(
-                f"nearline: offline, {TASK_LABELS[kind]} needs the network "
+                f"nearline: offline, {TASKS[kind].label} needs the network "
                 f"({exc}); autocomplete keeps working locally"
             )
         except ProviderError as exc:
             self._record_failure(task, docs, t0, "error")
-            return self._fail(f"nearline: {TASK_LABELS[kind]} failed: {exc}; nothing changed")
+            return self._fail(f"nearline: {TASKS[kind].label} failed: {exc}; nothing changed")
         except DiffError as exc:
             # The answer was paid for even though it does not apply.
             self._record_failure(task, docs, t0, "error", getattr(exc, "outcome", None))
@@ -286,7 +275,7 @@ class Actions:
         self.session.show(text, kind)
         return {"ok": False, "message": text}
 
-    async def _apply(self, kind: str, outcome: Outcome) -> dict[str, Any]:
+    async def _apply(self, kind: TaskKind, outcome: Outcome) -> dict[str, Any]:
         changes = outcome.changes
         stale = [c for c in changes if c.old_text is not None and self._current(c) != c.old_text]
         if stale:  # edited while the model was answering: check the diff against the new text
@@ -301,7 +290,7 @@ class Actions:
         edit = types.WorkspaceEdit(
             document_changes=[part for change in changes for part in self._edit_parts(change)]
         )
-        label = f"nearline: {TASK_LABELS[kind]}"
+        label = f"nearline: {TASKS[kind].label}"
         response = await self.session.server.workspace_apply_edit_async(
             types.ApplyWorkspaceEditParams(edit=edit, label=label)
         )
@@ -351,9 +340,9 @@ class Actions:
         r = outcome.result
         return f"{outcome.decision.tier} · {r.model} · {r.latency_ms / 1000:.1f} s"
 
-    async def _show_answer(self, kind: str, outcome: Outcome) -> dict[str, Any]:
+    async def _show_answer(self, kind: TaskKind, outcome: Outcome) -> dict[str, Any]:
         text = outcome.text.strip() or "(the model gave no answer)"
-        header = f"nearline: {TASK_LABELS[kind]} ({self._who(outcome)})"
+        header = f"nearline: {TASKS[kind].label} ({self._who(outcome)})"
         shown_as = "message"
         caps = self.session.server.client_capabilities
         can_show = bool(

@@ -290,9 +290,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
-    from nearline.config import TASKS
     from nearline.escalation.escalator import Document, Escalator, Task
     from nearline.escalation.router import describe_endpoint, model_of
+    from nearline.tasks import TASK_NAMES, TaskKind
 
     files = [Path(f).resolve() for f in args.files]
     docs = []
@@ -304,7 +304,9 @@ def cmd_route(args: argparse.Namespace) -> int:
     stack = ConfigStack(root=files[0].parent, flags=_overrides(args))
     settings = stack.load()
     root = stack.project_file.parent if stack.project_file else Path.cwd()
-    kind, instruction = (args.task, "") if args.task in TASKS else ("ask", args.task)
+    kind, instruction = (
+        (TaskKind(args.task), "") if args.task in TASK_NAMES else (TaskKind.ASK, args.task)
+    )
     start, end = 0, max(0, docs[0].text.count("\n") - 1)
     if args.lines:
         try:

@@ -12,8 +12,8 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from nearline import __version__
-from nearline.actions import COMMANDS
 from nearline.session import ACCEPTED, USAGE, Session
+from nearline.tasks import BY_COMMAND
 
 STATS = "nearline/stats"
 """Custom request: counters (model calls, typing-through, cache hits) and recent latencies."""
@@ -104,7 +104,7 @@ def create_server(flags: Mapping[str, Any] | None = None) -> NearlineServer:
     def code_action(ls: NearlineServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         return ls.session.actions.code_actions(params)
 
-    for name in COMMANDS:
+    for name in BY_COMMAND:
         _register_command(server, name)
 
     @server.command(ACCEPTED)

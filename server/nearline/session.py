@@ -18,7 +18,7 @@ from pygls import uris
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
-from nearline.accounting.ledger import COMPLETION, Entry, Ledger
+from nearline.accounting.ledger import Entry, Ledger
 from nearline.actions import Actions
 from nearline.completion.service import (
     CompletionResult,
@@ -35,6 +35,7 @@ from nearline.errors import (
     UnknownDocumentError,
     UnsupportedDocumentError,
 )
+from nearline.tasks import AUTOCOMPLETE
 
 log = logging.getLogger(__name__)
 
@@ -454,7 +455,7 @@ class Session:
         model = self.service.engine.model_id if self.service is not None else ""
         if result is None:
             entry = Entry(
-                task=COMPLETION,
+                task=AUTOCOMPLETE,
                 outcome=outcome,
                 model=model,
                 latency_ms=(time.perf_counter() - t0) * 1000,

@@ -29,8 +29,6 @@ from nearline.paths import data_dir
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("ok", "error", "cancelled", "served-from-cache", "typed-through")
-COMPLETION = "completion"
-"""The task of an autocomplete request; escalations carry theirs (refactor, explain, ...)."""
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the request table

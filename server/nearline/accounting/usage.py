@@ -29,7 +29,6 @@ from rich.text import Text
 
 from nearline.accounting.budget import WINDOW_DAYS, spike
 from nearline.accounting.ledger import (
-    COMPLETION,
     connect_read_only,
     ledger_path,
     select_first_day,
@@ -45,6 +44,7 @@ from nearline.accounting.prices import (
 )
 from nearline.config import Settings
 from nearline.errors import ConfigError, NearlineError
+from nearline.tasks import AUTOCOMPLETE
 
 T = TypeVar("T")
 
@@ -232,7 +232,7 @@ def summarize(key: str, rows: Sequence[Row], price: Price, anomaly: str | None =
         cache_write=_sum(rows, "cache_write_tokens"),
         output=_sum(rows, "output_tokens"),
     )
-    completions = [r for r in rows if r.get("task") == COMPLETION]
+    completions = [r for r in rows if r.get("task") == AUTOCOMPLETE]
     shown = [r for r in completions if r.get("accepted") is not None]
     tiers = bucket(rows, lambda r: str(r.get("tier") or NONE))
     return Group(

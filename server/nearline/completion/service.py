@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from nearline.accounting.ledger import COMPLETION, Entry
+from nearline.accounting.ledger import Entry
 from nearline.accounting.prices import Tokens
 from nearline.catalog import resolve_model_path
 from nearline.completion.cache import CompletionCache, cache_key
@@ -34,6 +34,7 @@ from nearline.config import Settings
 from nearline.documents import DocumentView, check_content, to_code_points
 from nearline.errors import ModelError, NearlineError
 from nearline.paths import cache_dir
+from nearline.tasks import AUTOCOMPLETE
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def ledger_entry(
         else Tokens()
     )
     return Entry(
-        task=COMPLETION,
+        task=AUTOCOMPLETE,
         outcome=OUTCOME_OF.get(result.source, "ok"),
         model=result.model_id,
         tokens=tokens,

@@ -9,7 +9,6 @@ message names the source, the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import os
 import sys
 from collections.abc import Mapping
@@ -20,6 +19,8 @@ from typing import Any
 import cattrs
 
 from nearline.errors import ConfigError
+from nearline.tasks import TASK_NAMES
+from nearline.vocab import StrEnum
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -127,12 +128,11 @@ class CacheSettings:
         )
 
 
-TASKS = ("refactor", "explain", "tests", "fix", "ask")
 LOCAL_PROVIDER = "local"
 """The provider name of the embedded model; always defined, and no ``[providers]`` name."""
 
 
-class ProviderKind(str, enum.Enum):
+class ProviderKind(StrEnum):
     """The APIs a ``[providers.NAME]`` table can speak. Each kind owns its default base URL, so
     a provider that leaves ``base_url`` out talks to its own vendor's host and no other."""
 
@@ -226,7 +226,7 @@ class RuleSettings:
 
     def __post_init__(self) -> None:
         for task in self.task:
-            _check(task in TASKS, "routing.rules.*.task", task, " | ".join(TASKS))
+            _check(task in TASK_NAMES, "routing.rules.*.task", task, " | ".join(TASK_NAMES))
 
 
 def _default_rules() -> tuple[RuleSettings, ...]:

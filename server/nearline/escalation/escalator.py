@@ -22,7 +22,6 @@ from nearline.documents import split_lines
 from nearline.errors import BudgetError, DiffError, PrivacyError, RoutingError
 from nearline.escalation import edits, privacy
 from nearline.escalation.prompts import (
-    CHANGE_TASKS,
     Selection,
     SourceFile,
     build_messages,
@@ -44,16 +43,10 @@ from nearline.providers import (
     ProviderChain,
     make_engine,
 )
+from nearline.tasks import TASKS, TaskKind
 
 log = logging.getLogger(__name__)
 
-TASK_LABELS = {
-    "refactor": "refactor",
-    "explain": "explain",
-    "tests": "write tests",
-    "fix": "fix",
-    "ask": "ask",
-}
 MAX_ANSWER_TOKENS = 4096
 LOCAL_ANSWER_TOKENS = 512
 """The embedded model is small: longer answers only ramble, slowly."""
@@ -70,7 +63,7 @@ class Document:
 
 @dataclass(frozen=True)
 class Task:
-    kind: str
+    kind: TaskKind
     uri: str
     start_line: int = 0
     end_line: int = 0
@@ -315,8 +308,8 @@ class Escalator:
             result.model,
             result.latency_ms,
         )
-        wants_change = task.kind in CHANGE_TASKS or (
-            task.kind == "ask" and ("\n--- " in result.text or "```diff" in result.text)
+        wants_change = TASKS[TaskKind(task.kind)].changes_code or (
+            task.kind == TaskKind.ASK and ("\n--- " in result.text or "```diff" in result.text)
         )
         if not wants_change:
             return Outcome(decision, result, result.text)

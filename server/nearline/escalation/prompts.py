@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nearline.providers import ChatMessage
+from nearline.tasks import TASKS, TaskKind
 
 SYSTEM = """\
 You are nearline, a careful senior software engineer working inside the user's editor.
@@ -19,15 +20,6 @@ lines copied exactly from the files shown. Change only what the request needs. B
 diff write at most one short sentence; nothing after it.
 When asked to explain or answer a question, reply in concise Markdown.\
 """
-
-INSTRUCTIONS = {
-    "refactor": "Refactor the selected code: clearer names and structure, same behaviour.",
-    "explain": "Explain what the selected code does, how, and anything surprising about it.",
-    "tests": "Write unit tests for the selected code, in the project's test style and folder.",
-    "fix": "Fix the problem reported by the diagnostic at the selection.",
-    "ask": "",
-}
-CHANGE_TASKS = frozenset({"refactor", "tests", "fix"})
 
 
 @dataclass(frozen=True)
@@ -62,7 +54,8 @@ def context_message(files: Sequence[SourceFile]) -> str:
 def request_message(
     task: str, selection: Selection | None, instruction: str, diagnostic: str = ""
 ) -> str:
-    lines = [INSTRUCTIONS.get(task, "")]
+    info = TASKS[TaskKind(task)]
+    lines = [info.instruction]
     if instruction:
         lines.append(f"Request: {instruction}")
     if diagnostic:
@@ -72,7 +65,7 @@ def request_message(
             f"Selection: {selection.path}, lines {selection.start_line + 1}-"
             f"{selection.end_line + 1}:\n```\n{selection.text.rstrip()}\n```"
         )
-    if task in CHANGE_TASKS or (task == "ask" and selection is not None):
+    if info.changes_code or (info.kind is TaskKind.ASK and selection is not None):
         lines.append("If this asks for a change, answer with one unified diff.")
     return "\n".join(line for line in lines if line)
 

@@ -10,12 +10,11 @@ from pathlib import PurePath
 
 from nearline.accounting.prices import Tokens, provider_price, table_for
 from nearline.config import LOCAL_PROVIDER, ProviderSettings, RuleSettings, Settings
+from nearline.tasks import TASKS, TaskKind
 
 CHARS_PER_TOKEN = 3.5
 SYSTEM_TOKENS = 350
 """The system prompt and framing, in tokens, added to every estimate."""
-OUTPUT_TOKENS = {"explain": 500, "ask": 600}
-"""Expected answer size; change tasks answer with a diff about the selection's size."""
 
 LANGUAGES = {
     ".py": "python",
@@ -95,7 +94,9 @@ def estimate_tokens(texts: Sequence[str]) -> int:
 
 
 def estimate_output(task: str, selection_lines: int) -> int:
-    return OUTPUT_TOKENS.get(task, max(200, selection_lines * 14))
+    """Expected answer size: the task's own, else a diff about the selection's size."""
+    expected = TASKS[TaskKind(task)].output_tokens
+    return expected if expected is not None else max(200, selection_lines * 14)
 
 
 def _in_range(value: int, low: int | None, high: int | None) -> bool:
