@@ -106,7 +106,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
-from nearline.accounting.ledger import Entry, Ledger  # noqa: E402
+from nearline.accounting.entries import Entry  # noqa: E402
+from nearline.accounting.ledger import Ledger  # noqa: E402
 from nearline.accounting.prices import (  # noqa: E402
     PRICE_FIELDS,
     Price,

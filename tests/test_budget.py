@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nearline.accounting.budget import LoopGuard, check, reset_time, spike
-from nearline.accounting.ledger import Spend, Spending
+from nearline.accounting.alerts import LoopGuard, spike
+from nearline.accounting.budget import Spend, Spending, check, reset_time
 from nearline.config import AlertSettings, BudgetSettings, Caps, parse_settings
 from nearline.errors import BudgetError
 from nearline.escalation.escalator import Document, Escalator, Task

@@ -16,14 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from nearline.accounting.ledger import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    Entry,
-    Ledger,
-    day_of,
-    ledger_path,
-)
+from nearline.accounting.entries import Entry, day_of
+from nearline.accounting.ledger import SCHEMA_VERSION, Ledger, ledger_path
+from nearline.accounting.ledger.schema import MIGRATIONS
 from nearline.accounting.prices import Tokens
 from nearline.tasks import AUTOCOMPLETE
 
@@ -172,7 +167,8 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from nearline.accounting.ledger import Entry, Ledger
+    from nearline.accounting.entries import Entry
+    from nearline.accounting.ledger import Ledger
     from nearline.accounting.prices import Tokens
 
     ledger = Ledger()

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from nearline.accounting.ledger import Entry, Ledger
+from nearline.accounting.entries import Entry
+from nearline.accounting.ledger import Ledger
 from nearline.accounting.prices import Tokens
 from support.escalation import CALC, code_action, run, to_toml
 from support.fake_provider import RecordingProvider

@@ -15,9 +15,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from nearline.accounting import usage
-from nearline.accounting.ledger import Entry, Ledger
+from nearline.accounting.entries import Entry
+from nearline.accounting.ledger import Ledger
+from nearline.accounting.ledger.queries import read_rows
 from nearline.accounting.prices import Tokens
+from nearline.accounting.report.export import CSV_FIELDS, to_json
+from nearline.accounting.report.model import Report, build_report, summarize
+from nearline.accounting.report.text import render, tokens_short, usd
 from nearline.cli import main
 from nearline.config import parse_settings
 
@@ -52,7 +56,7 @@ def write(path: Path, entries: Iterable[Entry]) -> None:
 
 
 def rows(path: Path) -> list[dict[str, Any]]:
-    return [dict(r) for r in usage.read_rows(path, "2000-01-01", "2100-01-01")]
+    return [dict(r) for r in read_rows(path, "2000-01-01", "2100-01-01")]
 
 
 def cloud(day: str, cost: float, **kw: Any) -> Entry:
@@ -96,9 +100,9 @@ def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     return json.loads(out)
 
 
-def text_of(table_report: usage.Report) -> str:
+def text_of(table_report: Report) -> str:
     console = Console(width=80, record=True)
-    usage.render(table_report, console)
+    render(table_report, console)
     return console.export_text()
 
 
@@ -111,7 +115,7 @@ def test_groups_by_day_week_and_month(ledger_file: Path) -> None:
     found = rows(ledger_file)
 
     def groups(period: str) -> list[tuple[str, int]]:
-        report = usage.build_report(
+        report = build_report(
             found, SETTINGS, period=period, since="2026-11-01", until="2026-12-31"
         )
         assert report.total.requests == 5  # 2026-10-20 is before the window
@@ -145,7 +149,7 @@ def test_groups_by_model_tier_project_and_task(ledger_file: Path) -> None:
     found = rows(ledger_file)
 
     def keys(by: str) -> list[str]:
-        report = usage.build_report(found, SETTINGS, by=by, since=day, until=day)
+        report = build_report(found, SETTINGS, by=by, since=day, until=day)
         assert sum(g.requests for g in report.groups) == report.total.requests == 5
         assert sum(g.total_tokens for g in report.groups) == report.total.total_tokens
         return [g.key for g in report.groups]
@@ -158,15 +162,15 @@ def test_groups_by_model_tier_project_and_task(ledger_file: Path) -> None:
 
 
 def test_default_window_is_the_last_30_days() -> None:
-    report = usage.build_report([], SETTINGS, today=dt.date(2026, 11, 30))
+    report = build_report([], SETTINGS, today=dt.date(2026, 11, 30))
     assert (report.since, report.until) == ("2026-11-01", "2026-11-30")
     assert report.groups == () and report.total.requests == 0
 
 
 def test_weeks_and_months_are_shown_whole_by_default() -> None:
     today = dt.date(2026, 11, 23)  # the 30 days begin on Sunday 2026-10-25
-    week = usage.build_report([], SETTINGS, period="week", today=today)
-    month = usage.build_report([], SETTINGS, period="month", today=today)
+    week = build_report([], SETTINGS, period="week", today=today)
+    month = build_report([], SETTINGS, period="month", today=today)
     assert week.since == "2026-10-19" and dt.date.fromisoformat(week.since).weekday() == 0
     assert month.since == "2026-10-01"
 
@@ -181,7 +185,7 @@ def test_projects_sharing_a_name_are_told_apart_by_their_roots(ledger_file: Path
             cloud(day, 0.01, project="web", project_root="/home/a/web"),
         ],
     )
-    report = usage.build_report(rows(ledger_file), SETTINGS, by="project", since=day, until=day)
+    report = build_report(rows(ledger_file), SETTINGS, by="project", since=day, until=day)
     assert [g.key for g in report.groups] == ["/home/a/api", "/home/b/api", "web"]
 
 
@@ -199,7 +203,7 @@ def test_saved_vs_flagship_matches_hand_computed(ledger_file: Path) -> None:
             completion(day, None, tokens=Tokens(input=400, output=50)),  # local: free
         ],
     )
-    report = usage.build_report(rows(ledger_file), SETTINGS, by="tier", since=day, until=day)
+    report = build_report(rows(ledger_file), SETTINGS, by="tier", since=day, until=day)
     cloud_flagship = 1000 * IN + 2000 * READ + 500 * WRITE + 300 * OUT  # 0.009975
     local_flagship = 400 * IN + 50 * OUT  # 0.00195
     assert report.flagship_model == "claude-sonnet-4-5"
@@ -235,7 +239,7 @@ def test_acceptance_rate_and_cost_per_accepted(ledger_file: Path) -> None:
     assert ledger.flush()
     ledger.close()
 
-    report = usage.build_report(rows(ledger_file), SETTINGS, since=day, until=quiet)
+    report = build_report(rows(ledger_file), SETTINGS, since=day, until=quiet)
     busy, idle = report.groups
     assert (busy.shown, busy.accepted, busy.acceptance_rate) == (4, 2, 0.5)
     assert busy.cost_per_accepted == pytest.approx(0.01)  # all the day's cost / accepted
@@ -243,7 +247,7 @@ def test_acceptance_rate_and_cost_per_accepted(ledger_file: Path) -> None:
     assert busy.completion_cache_share == pytest.approx(1 / 3)
     assert (idle.acceptance_rate, idle.cost_per_accepted) == (0.0, None)
 
-    data = json.loads(usage.to_json(report))
+    data = json.loads(to_json(report))
     assert data["groups"][0]["acceptance_rate"] == 0.5
     assert data["groups"][1]["cost_per_accepted_usd"] is None
     assert data["total"]["cost_per_accepted_usd"] == pytest.approx(0.01)
@@ -254,7 +258,7 @@ def test_acceptance_rate_and_cost_per_accepted(ledger_file: Path) -> None:
     [(0, "0"), (999, "999"), (34_500, "34.5k"), (999_960, "1.0M"), (1_234_567, "1.2M")],
 )
 def test_tokens_short(n: int, text: str) -> None:
-    assert usage.tokens_short(n) == text
+    assert tokens_short(n) == text
 
 
 @pytest.mark.parametrize(
@@ -262,7 +266,7 @@ def test_tokens_short(n: int, text: str) -> None:
     [(None, "-"), (0.0123, "$0.0123"), (12.345, "$12.35"), (1234.5, "$1,234"), (-0.5, "-$0.5000")],
 )
 def test_usd(value: float | None, text: str) -> None:
-    assert usage.usd(value) == text
+    assert usd(value) == text
 
 
 # -- anomalies -----------------------------------------------------------------------------
@@ -477,9 +481,7 @@ def busy_ledger(path: Path) -> None:
 )
 def test_table_fits_80_columns(ledger_file: Path, kw: dict[str, Any]) -> None:
     busy_ledger(ledger_file)
-    report = usage.build_report(
-        rows(ledger_file), SETTINGS, since="2026-11-01", until="2026-11-14", **kw
-    )
+    report = build_report(rows(ledger_file), SETTINGS, since="2026-11-01", until="2026-11-14", **kw)
     text = text_of(report)
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 80, text
@@ -504,12 +506,12 @@ def test_csv_matches_json(ledger_file: Path, capsys: pytest.CaptureFixture[str])
     data = cli_json(capsys, *window)
     _, out, _ = cli(capsys, "--csv", *window)
     reader = csv.DictReader(io.StringIO(out))
-    assert tuple(reader.fieldnames or ()) == usage.CSV_FIELDS
+    assert tuple(reader.fieldnames or ()) == CSV_FIELDS
     table = list(reader)
     expected = [*data["groups"], data["total"]]
     assert [r["key"] for r in table] == [g["key"] for g in data["groups"]] + ["total"]
     for line, group in zip(table, expected, strict=True):
-        for field in usage.CSV_FIELDS:
+        for field in CSV_FIELDS:
             value = group[field]
             if value is None:
                 assert line[field] == ""
@@ -586,11 +588,11 @@ def test_html_report_is_self_contained_and_holds_the_json_numbers(
         f"{total['cache_write_tokens']:,}",
         f"{total['cache_read_tokens']:,}",
         f"{total['total_tokens']:,}",
-        usage.usd(total["cost_usd"]),
+        usd(total["cost_usd"]),
     ]
-    assert visible["total"][9] == usage.usd(total["saved_usd"])
+    assert visible["total"][9] == usd(total["saved_usd"])
     for group in embedded["groups"]:
-        assert visible[group["key"]][7] == usage.usd(group["cost_usd"])
+        assert visible[group["key"]][7] == usd(group["cost_usd"])
     assert 'class="anomaly"' in text and embedded["anomalies"][0]["day"] == "2026-11-14"
 
 
@@ -614,6 +616,6 @@ def test_local_kv_cache_reads_count_as_uncached_input_on_the_flagship() -> None:
     cloud = dict(local, provider="big", tier="flagship", cloud=1, task="refactor")
     sonnet = Price(3e-6, 1.5e-5, 3e-7, 3.75e-6)
     # The cloud has no copy of llama.cpp's KV cache: 302 uncached input tokens, 10 out.
-    assert usage.summarize("d", [local], sonnet).flagship_cost_usd == 0.001056
+    assert summarize("d", [local], sonnet).flagship_cost_usd == 0.001056
     # A cloud request's own cache reads stay cache reads: 2 * 3e-6 + 300 * 3e-7 + 10 * 1.5e-5
-    assert usage.summarize("d", [cloud], sonnet).flagship_cost_usd == 0.000246
+    assert summarize("d", [cloud], sonnet).flagship_cost_usd == 0.000246

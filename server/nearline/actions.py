@@ -16,8 +16,9 @@ from lsprotocol import types
 from pygls import uris
 from pygls.exceptions import JsonRpcInvalidParams
 
-from nearline.accounting.budget import spike
-from nearline.accounting.ledger import Entry, Spending, day_of
+from nearline.accounting.alerts import spike
+from nearline.accounting.budget import Spending
+from nearline.accounting.entries import Entry, day_of
 from nearline.catalog import resolve_model_path
 from nearline.documents import split_lines, to_client_units
 from nearline.errors import (

@@ -18,7 +18,8 @@ from pygls import uris
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
-from nearline.accounting.ledger import Entry, Ledger
+from nearline.accounting.entries import Entry
+from nearline.accounting.ledger import Ledger
 from nearline.actions import Actions
 from nearline.completion.service import (
     CompletionResult,
@@ -541,7 +542,7 @@ class Session:
     async def usage(self, arguments: Any) -> str:
         """``nearline.usage``: the usage report as text, for the editors' "show usage".
         Arguments (all optional): ``{days, period: day|week|month, by, project}``."""
-        from nearline.accounting.usage import text_report
+        from nearline.app.usage import text_report
 
         args = arguments[0] if isinstance(arguments, (list, tuple)) and arguments else arguments
         args = args if isinstance(args, Mapping) else {}

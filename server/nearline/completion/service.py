@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from nearline.accounting.ledger import Entry
+from nearline.accounting.entries import Entry
 from nearline.accounting.prices import Tokens
 from nearline.catalog import resolve_model_path
 from nearline.completion.cache import CompletionCache, cache_key

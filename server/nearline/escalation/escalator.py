@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from nearline.accounting import budget
-from nearline.accounting.ledger import Entry, Spending
+from nearline.accounting import alerts, budget
+from nearline.accounting.budget import Spending
+from nearline.accounting.entries import Entry
 from nearline.accounting.prices import Tokens, provider_price, table_for
 from nearline.config import LOCAL_PROVIDER, ProviderSettings, Settings
 from nearline.documents import split_lines
@@ -161,7 +162,7 @@ class Escalator:
         self._closing: set[asyncio.Future[None]] = set()
         self.spending = spending
         """What has been spent so far (from the ledger); None: no budgets apply."""
-        self.loops = budget.LoopGuard()
+        self.loops = alerts.LoopGuard()
 
     # -- deciding ----------------------------------------------------------------------------
     def _sources(self, task: Task, docs: Sequence[Document]) -> tuple[list[SourceFile], Selection]:

@@ -10,92 +10,30 @@ through ``on_error`` and the server carries on.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nearline.accounting.prices import Tokens
+import nearline.accounting.ledger.queries as queries
+from nearline.accounting.budget import Spend, Spending
+from nearline.accounting.entries import Entry, day_of
+from nearline.accounting.ledger.schema import (
+    COLUMNS,
+    SCHEMA_VERSION,
+    check_not_a_folder,
+    connect,
+    ledger_path,
+    migrate,
+)
 from nearline.errors import LedgerError
-from nearline.paths import data_dir
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("ok", "error", "cancelled", "served-from-cache", "typed-through")
-
-MIGRATIONS: tuple[str, ...] = (
-    # 1: the request table
-    """
-    CREATE TABLE requests (
-        id INTEGER PRIMARY KEY,
-        uid TEXT NOT NULL UNIQUE,
-        ts REAL NOT NULL,
-        day TEXT NOT NULL,
-        project_root TEXT NOT NULL DEFAULT '',
-        project TEXT NOT NULL DEFAULT '',
-        language TEXT NOT NULL DEFAULT '',
-        task TEXT NOT NULL,
-        tier TEXT NOT NULL DEFAULT '',
-        provider TEXT NOT NULL DEFAULT '',
-        model TEXT NOT NULL DEFAULT '',
-        input_tokens INTEGER NOT NULL DEFAULT 0,
-        cache_read_tokens INTEGER NOT NULL DEFAULT 0,
-        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
-        output_tokens INTEGER NOT NULL DEFAULT 0,
-        latency_ms REAL NOT NULL DEFAULT 0,
-        cost_usd REAL NOT NULL DEFAULT 0,
-        outcome TEXT NOT NULL,
-        accepted INTEGER
-    );
-    CREATE INDEX requests_day ON requests(day);
-    CREATE INDEX requests_project_day ON requests(project_root, day);
-    """,
-    # 2: where a request came from, and warnings already shown
-    """
-    ALTER TABLE requests ADD COLUMN client TEXT NOT NULL DEFAULT 'lsp';
-    ALTER TABLE requests ADD COLUMN cloud INTEGER NOT NULL DEFAULT 0;
-    CREATE TABLE notices (key TEXT PRIMARY KEY, ts REAL NOT NULL);
-    """,
-    # 3: budgets read only what was sent off the machine (a month of completions is thousands
-    # of local rows), through a small index; rows from before v2 get their ``cloud`` flag
-    """
-    UPDATE requests SET cloud = 1 WHERE provider NOT IN ('', 'local') OR cost_usd > 0;
-    CREATE INDEX requests_cloud_day ON requests(day, project_root) WHERE cloud = 1;
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-COLUMNS = (
-    "uid",
-    "ts",
-    "day",
-    "project_root",
-    "project",
-    "language",
-    "task",
-    "tier",
-    "provider",
-    "model",
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "latency_ms",
-    "cost_usd",
-    "outcome",
-    "accepted",
-    "client",
-    "cloud",
-)
-BILLED = "cloud = 1"
-"""The rows budgets and spend count (only these cost money); the partial index's condition."""
 BATCH = 500
 MAX_PENDING = 100_000
 """Rows kept in memory while the database cannot be written; older ones are dropped past this."""
@@ -103,118 +41,6 @@ RETRY_S = (0.05, 0.2, 1.0, 5.0)
 COALESCE_S = 0.25
 """How long the writer gathers rows before a commit (a crash can lose these, never committed
 ones)."""
-
-
-def ledger_path() -> Path:
-    """``NEARLINE_LEDGER``, else ``usage.db`` in the data dir (``NEARLINE_DATA_DIR``)."""
-    value = os.environ.get("NEARLINE_LEDGER")
-    return Path(value).expanduser() if value else data_dir() / "usage.db"
-
-
-def _check_not_a_folder(path: Path) -> None:
-    if path.is_dir():
-        raise LedgerError(f"the usage ledger {path} is a folder; NEARLINE_LEDGER must name a file")
-
-
-def day_of(ts: float) -> str:
-    return time.strftime("%Y-%m-%d", time.localtime(ts))
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One request."""
-
-    task: str
-    outcome: str
-    tier: str = "local"
-    provider: str = "local"
-    model: str = ""
-    tokens: Tokens = field(default_factory=Tokens)
-    latency_ms: float = 0.0
-    cost_usd: float = 0.0
-    project_root: str = ""
-    project: str = ""
-    language: str = ""
-    client: str = "lsp"
-    """"lsp" or the CLI command ("complete", ...)."""
-    cloud: bool = False
-    """Sent off this machine (what token budgets count)."""
-    accepted: bool | None = None
-    """For completions shown to the person: whether they took it (None: not a suggestion)."""
-    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
-    ts: float = field(default_factory=time.time)
-
-    def row(self) -> tuple[Any, ...]:
-        return (
-            self.uid,
-            self.ts,
-            day_of(self.ts),
-            self.project_root,
-            self.project,
-            self.language,
-            self.task,
-            self.tier,
-            self.provider,
-            self.model,
-            self.tokens.input,
-            self.tokens.cache_read,
-            self.tokens.cache_write,
-            self.tokens.output,
-            round(self.latency_ms, 2),
-            self.cost_usd,
-            self.outcome,
-            None if self.accepted is None else int(self.accepted),
-            self.client,
-            int(self.cloud),
-        )
-
-
-@dataclass(frozen=True)
-class Spend:
-    """What was spent in one period, for budgets and the status bar."""
-
-    usd: float = 0.0
-    cloud_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class Spending:
-    project_day: Spend = Spend()
-    project_month: Spend = Spend()
-    user_day: Spend = Spend()
-    user_month: Spend = Spend()
-
-
-def connect(path: Path, *, timeout: float = 5.0, writer: bool = True) -> sqlite3.Connection:
-    """A connection; the writer's also puts the file in WAL mode (a reader leaves the mode
-    alone: switching it needs the lock the writer may hold while it migrates)."""
-    conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    if writer:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to ``SCHEMA_VERSION``; returns the version found. A newer schema than
-    this nearline knows is refused (``LedgerError``) rather than guessed at."""
-    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if found > SCHEMA_VERSION:
-        raise LedgerError(
-            f"the ledger's schema is version {found}, newer than this nearline knows "
-            f"({SCHEMA_VERSION}); upgrade nearline"
-        )
-    for version in range(found, SCHEMA_VERSION):
-        # One transaction per step: a crash or an error leaves a whole version.
-        script = f"BEGIN;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
-        try:
-            conn.executescript(script)
-        except BaseException:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
-    return found
 
 
 class Ledger:
@@ -306,7 +132,7 @@ class Ledger:
                 log.debug("on_error failed", exc_info=True)
 
     def _open(self) -> sqlite3.Connection:
-        _check_not_a_folder(self.path)
+        check_not_a_folder(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(self.path, timeout=self.busy_timeout)
         try:
@@ -425,13 +251,9 @@ class Ledger:
 
     def _read_today(self) -> None:
         day = day_of(time.time())
-        row = (
-            self._connection()
-            .execute(f"SELECT SUM(cost_usd) FROM requests WHERE {BILLED} AND day = ?", (day,))
-            .fetchone()
-        )
+        spent = queries.today_spend(self._connection(), day)
         with self._lock:
-            self._today = (day, float(row[0] or 0))
+            self._today = (day, spent)
 
     def _close_conn(self) -> None:
         if self._conn is not None:
@@ -443,7 +265,7 @@ class Ledger:
     @contextmanager
     def reader(self, timeout: float = 5.0) -> Iterator[sqlite3.Connection]:
         """A connection for queries; ``LedgerError`` when the database cannot be read."""
-        _check_not_a_folder(self.path)
+        check_not_a_folder(self.path)
         if not self.path.exists():
             conn = sqlite3.connect(":memory:")
             conn.row_factory = sqlite3.Row
@@ -476,7 +298,7 @@ class Ledger:
     ) -> list[dict[str, Any]]:
         """Rows with ``since <= day <= until`` (``YYYY-MM-DD``, local time), oldest first."""
         with self.reader() as conn:
-            return select_rows(conn, since, until, project_root)
+            return queries.select_rows(conn, since, until, project_root)
 
     def daily(
         self,
@@ -485,18 +307,13 @@ class Ledger:
         project_root: str | None = None,
     ) -> dict[str, tuple[float, int]]:
         """Day → (USD, tokens sent off this machine)."""
-        where, args = _where(since, until, project_root, billed=True)
-        sql = (
-            "SELECT day, SUM(cost_usd), SUM(input_tokens + cache_read_tokens + "
-            f"cache_write_tokens + output_tokens) FROM requests {where} GROUP BY day"
-        )
         with self.reader() as conn:
-            return {d: (float(u or 0), int(t or 0)) for d, u, t in conn.execute(sql, args)}
+            return queries.daily(conn, since, until, project_root)
 
     def first_day(self, project_root: str | None = None) -> str | None:
         """The day of the oldest row (of ``project_root``'s, when given); None when empty."""
         with self.reader() as conn:
-            return select_first_day(conn, project_root)
+            return queries.select_first_day(conn, project_root)
 
     def spending(self, project_root: str, now: float | None = None) -> Spending:
         """Today's and this month's spend, for the project and for the user; waits for rows
@@ -507,22 +324,12 @@ class Ledger:
         if unwritten:  # on the editor's request path: a locked database costs 1 s
             self.flush(0.5)
         today = day_of(now)
-        month_start = today[:8] + "01"
-        sql = (
-            "SELECT project_root = ?, day = ?, SUM(cost_usd), SUM(input_tokens + "
-            "cache_read_tokens + cache_write_tokens + output_tokens) "
-            f"FROM requests WHERE {BILLED} AND day >= ? AND day <= ? GROUP BY 1, 2"
-        )
-        totals: dict[tuple[bool, bool], Spend] = {}
         with self.reader(timeout=0.5) as conn:
-            for mine, is_today, usd, tokens in conn.execute(
-                sql, (project_root, today, month_start, today)
-            ):
-                totals[(bool(mine), bool(is_today))] = Spend(float(usd or 0), int(tokens or 0))
+            totals = queries.spent(conn, project_root, today[:8] + "01", today)
 
         def add(*keys: tuple[bool, bool]) -> Spend:
-            parts = [totals.get(k, Spend()) for k in keys]
-            return Spend(sum(p.usd for p in parts), sum(p.cloud_tokens for p in parts))
+            parts = [totals.get(k, (0.0, 0)) for k in keys]
+            return Spend(sum(p[0] for p in parts), sum(p[1] for p in parts))
 
         result = Spending(
             project_day=add((True, True)),
@@ -558,49 +365,3 @@ class Ledger:
         except LedgerError as exc:
             log.warning("ledger: %s", exc)
             return False
-
-
-def connect_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
-    """A connection that can only read: it never creates, migrates or moves the file."""
-    if path.is_dir():
-        raise sqlite3.OperationalError("a folder, not a ledger file")
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
-def select_rows(
-    conn: sqlite3.Connection,
-    since: str | None = None,
-    until: str | None = None,
-    project_root: str | None = None,
-) -> list[dict[str, Any]]:
-    """Rows with ``since <= day <= until`` (``YYYY-MM-DD``, local time), oldest first;
-    ``project_root`` matches a project's root path or its name."""
-    where, args = _where(since, until, project_root)
-    cur = conn.execute(f"SELECT * FROM requests {where} ORDER BY ts, id", args)
-    return [dict(r) for r in cur]
-
-
-def select_first_day(conn: sqlite3.Connection, project_root: str | None = None) -> str | None:
-    """The day of the oldest row (``project_root``: a project's root path or its name)."""
-    where, args = _where(None, None, project_root)
-    found = conn.execute(f"SELECT MIN(day) FROM requests {where}", args).fetchone()[0]
-    return str(found) if found else None
-
-
-def _where(
-    since: str | None, until: str | None, project_root: str | None, *, billed: bool = False
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = [BILLED] if billed else []
-    args: list[Any] = []
-    if since:
-        clauses.append("day >= ?")
-        args.append(since)
-    if until:
-        clauses.append("day <= ?")
-        args.append(until)
-    if project_root is not None:
-        clauses.append("(project_root = ? OR project = ?)")
-        args.extend([project_root, project_root])
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args

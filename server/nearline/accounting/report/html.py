@@ -9,16 +9,9 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 
-from nearline.accounting.usage import (
-    Group,
-    Report,
-    empty_message,
-    notes,
-    percent,
-    report_dict,
-    tokens_short,
-    usd,
-)
+from nearline.accounting.report.export import report_dict
+from nearline.accounting.report.model import Group, Report
+from nearline.accounting.report.text import empty_message, notes, percent, tokens_short, usd
 
 TIER_COLORS = {"local": "#2e9d5b", "value": "#3a78c2", "flagship": "#8a4fc0"}
 PALETTE = ("#d08a2c", "#c2504f", "#4aa6a6", "#8d8d3a", "#7a6a5a", "#b65b9a")

@@ -1,0 +1,129 @@
+"""The ledger's file and schema: where it lives, its migrations, and connections to it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from nearline.errors import LedgerError
+from nearline.paths import data_dir
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the request table
+    """
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        ts REAL NOT NULL,
+        day TEXT NOT NULL,
+        project_root TEXT NOT NULL DEFAULT '',
+        project TEXT NOT NULL DEFAULT '',
+        language TEXT NOT NULL DEFAULT '',
+        task TEXT NOT NULL,
+        tier TEXT NOT NULL DEFAULT '',
+        provider TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        latency_ms REAL NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        outcome TEXT NOT NULL,
+        accepted INTEGER
+    );
+    CREATE INDEX requests_day ON requests(day);
+    CREATE INDEX requests_project_day ON requests(project_root, day);
+    """,
+    # 2: where a request came from, and warnings already shown
+    """
+    ALTER TABLE requests ADD COLUMN client TEXT NOT NULL DEFAULT 'lsp';
+    ALTER TABLE requests ADD COLUMN cloud INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE notices (key TEXT PRIMARY KEY, ts REAL NOT NULL);
+    """,
+    # 3: budgets read only what was sent off the machine (a month of completions is thousands
+    # of local rows), through a small index; rows from before v2 get their ``cloud`` flag
+    """
+    UPDATE requests SET cloud = 1 WHERE provider NOT IN ('', 'local') OR cost_usd > 0;
+    CREATE INDEX requests_cloud_day ON requests(day, project_root) WHERE cloud = 1;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+COLUMNS = (
+    "uid",
+    "ts",
+    "day",
+    "project_root",
+    "project",
+    "language",
+    "task",
+    "tier",
+    "provider",
+    "model",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "latency_ms",
+    "cost_usd",
+    "outcome",
+    "accepted",
+    "client",
+    "cloud",
+)
+BILLED = "cloud = 1"
+"""The rows budgets and spend count (only these cost money); the partial index's condition."""
+
+
+def ledger_path() -> Path:
+    """``NEARLINE_LEDGER``, else ``usage.db`` in the data dir (``NEARLINE_DATA_DIR``)."""
+    value = os.environ.get("NEARLINE_LEDGER")
+    return Path(value).expanduser() if value else data_dir() / "usage.db"
+
+
+def check_not_a_folder(path: Path) -> None:
+    if path.is_dir():
+        raise LedgerError(f"the usage ledger {path} is a folder; NEARLINE_LEDGER must name a file")
+
+
+def connect(path: Path, *, timeout: float = 5.0, writer: bool = True) -> sqlite3.Connection:
+    """A connection; the writer's also puts the file in WAL mode (a reader leaves the mode
+    alone: switching it needs the lock the writer may hold while it migrates)."""
+    conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    if writer:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to ``SCHEMA_VERSION``; returns the version found. A newer schema than
+    this nearline knows is refused (``LedgerError``) rather than guessed at."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger's schema is version {found}, newer than this nearline knows "
+            f"({SCHEMA_VERSION}); upgrade nearline"
+        )
+    for version in range(found, SCHEMA_VERSION):
+        # One transaction per step: a crash or an error leaves a whole version.
+        script = f"BEGIN;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
+        try:
+            conn.executescript(script)
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+    return found
+
+
+def connect_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection that can only read: it never creates, migrates or moves the file."""
+    if path.is_dir():
+        raise sqlite3.OperationalError("a folder, not a ledger file")
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+    conn.row_factory = sqlite3.Row
+    return conn

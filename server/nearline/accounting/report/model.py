@@ -1,0 +1,328 @@
+"""The usage report's model: ledger rows grouped per day, week, month, model, tier, project or
+task, with what the same requests would have cost on the flagship and the days that spiked.
+
+``build_report`` is pure over ledger rows; ``text``, ``export`` and ``html`` only format the
+``Report`` it returns. "Saved" prices every request's tokens (local ones too) at the configured
+flagship model.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from nearline.accounting.alerts import spike
+from nearline.accounting.prices import (
+    Price,
+    Tokens,
+    as_cloud_request,
+    flagship,
+    table_for,
+)
+from nearline.config import Settings
+from nearline.errors import ConfigError
+from nearline.tasks import AUTOCOMPLETE
+
+T = TypeVar("T")
+
+Row = Mapping[str, Any]
+PERIODS = ("day", "week", "month")
+GROUPINGS = ("model", "tier", "project", "task")
+DEFAULT_DAYS = 30
+FROM_CACHE = ("served-from-cache", "typed-through")
+"""Completion outcomes that ran no model."""
+NONE = "(none)"
+TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class Group:
+    """The requests of one day, week, month, model, tier, project or task."""
+
+    key: str
+    requests: int
+    input_tokens: int
+    """Uncached input."""
+    output_tokens: int
+    cache_write_tokens: int
+    cache_read_tokens: int
+    cost_usd: float
+    flagship_cost_usd: float
+    """What the same tokens cost at the flagship's prices."""
+    shown: int
+    """Completions shown to the person."""
+    accepted: int
+    completions: int
+    from_cache: int
+    """Completions served from the cache or typed through (no model ran)."""
+    cost_by_tier: Mapping[str, float]
+    anomaly: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_write_tokens
+            + self.cache_read_tokens
+        )
+
+    @property
+    def saved_usd(self) -> float:
+        return self.flagship_cost_usd - self.cost_usd
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.shown if self.shown else None
+
+    @property
+    def cost_per_accepted(self) -> float | None:
+        return self.cost_usd / self.accepted if self.accepted else None
+
+    @property
+    def cache_hit_share(self) -> float | None:
+        """Share of input tokens read from the provider's cache."""
+        sent = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return self.cache_read_tokens / sent if sent else None
+
+    @property
+    def completion_cache_share(self) -> float | None:
+        return self.from_cache / self.completions if self.completions else None
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    day: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Report:
+    since: str
+    until: str
+    period: str
+    """"day", "week" or "month"; ignored when ``by`` is set."""
+    by: str | None
+    """"model", "tier", "project" or "task"; None: group by ``period``."""
+    project: str | None
+    flagship_model: str
+    flagship_price: Price
+    groups: tuple[Group, ...]
+    total: Group
+    days: tuple[Group, ...]
+    """Per day whatever the grouping, for the charts."""
+    tokens_by_model: tuple[tuple[str, int], ...]
+    anomalies: tuple[Anomaly, ...]
+    warnings: tuple[str, ...] = ()
+    """What makes a figure doubtful (a flagship without a price)."""
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def parse_day(text: str, flag: str) -> dt.date:
+    try:
+        if _DAY.fullmatch(text):
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise ConfigError(f"{flag}: expected a date as YYYY-MM-DD, got {text!r}")
+
+
+def window(
+    since: str | None, until: str | None, today: dt.date, period: str = "day"
+) -> tuple[dt.date, dt.date]:
+    """The days reported: ``until`` (default today) back to ``since``; by default
+    ``DEFAULT_DAYS`` days, or, by week or month, from the start of the week or month that
+    began ``DEFAULT_DAYS`` days ago (no week or month shown in part but the current one)."""
+    last = parse_day(until, "--until") if until else today
+    if since:
+        first = parse_day(since, "--since")
+    else:
+        first = last - dt.timedelta(days=DEFAULT_DAYS - 1)
+        if period == "week":
+            first -= dt.timedelta(days=first.weekday())
+        elif period == "month":
+            first = first.replace(day=1)
+    if first > last:
+        raise ConfigError(f"--since {first} is after --until {last}")
+    return first, last
+
+
+def period_key(day: str, period: str) -> str:
+    """``2026-11-23``, its ISO week ``2026-W48``, or its month ``2026-11``."""
+    if period == "week":
+        year, week, _ = dt.date.fromisoformat(day).isocalendar()
+        return f"{year}-W{week:02d}"
+    return day[:7] if period == "month" else day
+
+
+def key_of(row: Row, period: str, by: str | None) -> str:
+    if by == "project":
+        return str(row.get("project_root") or row.get("project") or NONE)
+    if by is not None:
+        return str(row.get(by) or NONE)
+    return period_key(str(row["day"]), period)
+
+
+def project_labels(rows: Iterable[Row]) -> dict[str, str]:
+    """Project root → its name, or, where two roots share a name, the root itself."""
+    names = {key_of(r, "day", "project"): str(r.get("project") or "") for r in rows}
+    taken = collections.Counter(names.values())
+    return {root: name if name and taken[name] == 1 else root for root, name in names.items()}
+
+
+def _sum(rows: Iterable[Row], column: str) -> int:
+    return sum(int(r.get(column) or 0) for r in rows)
+
+
+def _all_tokens(rows: Sequence[Row]) -> int:
+    return sum(_sum(rows, c) for c in TOKEN_COLUMNS)
+
+
+def _usd(rows: Iterable[Row]) -> float:
+    return math.fsum(float(r.get("cost_usd") or 0) for r in rows)
+
+
+def _sum_tokens(items: Iterable[Tokens]) -> Tokens:
+    parts = list(items)
+    return Tokens(
+        input=sum(t.input for t in parts),
+        cache_read=sum(t.cache_read for t in parts),
+        cache_write=sum(t.cache_write for t in parts),
+        output=sum(t.output for t in parts),
+    )
+
+
+def bucket(rows: Iterable[Row], key: Callable[[Row], str]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for row in rows:
+        out.setdefault(key(row), []).append(row)
+    return out
+
+
+def summarize(key: str, rows: Sequence[Row], price: Price, anomaly: str | None = None) -> Group:
+    tokens = Tokens(
+        input=_sum(rows, "input_tokens"),
+        cache_read=_sum(rows, "cache_read_tokens"),
+        cache_write=_sum(rows, "cache_write_tokens"),
+        output=_sum(rows, "output_tokens"),
+    )
+    completions = [r for r in rows if r.get("task") == AUTOCOMPLETE]
+    shown = [r for r in completions if r.get("accepted") is not None]
+    tiers = bucket(rows, lambda r: str(r.get("tier") or NONE))
+    return Group(
+        key=key,
+        requests=len(rows),
+        input_tokens=tokens.input,
+        output_tokens=tokens.output,
+        cache_write_tokens=tokens.cache_write,
+        cache_read_tokens=tokens.cache_read,
+        cost_usd=_usd(rows),
+        # Prices are linear: the sum of the rows' flagship costs is the cost of their sum.
+        flagship_cost_usd=price.cost(_sum_tokens(as_cloud_request(r) for r in rows)),
+        shown=len(shown),
+        accepted=sum(1 for r in shown if r["accepted"]),
+        completions=len(completions),
+        from_cache=sum(1 for r in completions if r.get("outcome") in FROM_CACHE),
+        cost_by_tier={t: _usd(rs) for t, rs in sorted(tiers.items())},
+        anomaly=anomaly,
+    )
+
+
+def daily_totals(rows: Iterable[Row]) -> dict[str, tuple[float, int]]:
+    """Day → (USD, tokens sent off this machine), as ``Ledger.daily`` gives."""
+    out: dict[str, tuple[float, int]] = {}
+    for day, rs in bucket(rows, lambda r: str(r["day"])).items():
+        out[day] = (_usd(rs), _all_tokens([r for r in rs if r.get("cloud")]))
+    return out
+
+
+def find_anomalies(
+    rows: Sequence[Row],
+    settings: Settings,
+    since: str,
+    until: str,
+    first_day: str | None = None,
+) -> list[Anomaly]:
+    """Spending spikes on the days from ``since`` to ``until``; ``rows`` should reach
+    ``WINDOW_DAYS`` before ``since`` so the first days have their trailing average.
+    ``first_day``: the ledger's first day (default: the first of ``rows``); it is no spike."""
+    daily = daily_totals(rows)
+    first = first_day or min(daily, default=None)
+    found = [(day, spike(day, daily, settings.alerts, first)) for day in sorted(daily)]
+    return [Anomaly(day, s.describe()) for day, s in found if s and since <= day <= until]
+
+
+def build_report(
+    rows: Sequence[Row],
+    settings: Settings,
+    *,
+    period: str = "day",
+    by: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    today: dt.date | None = None,
+    project: str | None = None,
+    first_day: str | None = None,
+) -> Report:
+    """Group ``rows`` (ledger rows, oldest first) that fall in the window; earlier rows only
+    serve as the history anomalies are measured against (``first_day``: where the ledger's
+    history begins, when ``rows`` do not reach it)."""
+    if period not in PERIODS or by not in (None, *GROUPINGS):
+        raise ConfigError(f"cannot group usage by {by or period!r}")
+    first, last = window(since, until, today or dt.date.today(), period)
+    lo, hi = first.isoformat(), last.isoformat()
+    model, price = flagship(settings, table_for(settings))
+    inside = [r for r in rows if lo <= str(r["day"]) <= hi]
+    anomalies = find_anomalies(rows, settings, lo, hi, first_day)
+    flag_day = {a.day: a.message for a in anomalies}
+
+    def flag(key: str) -> str | None:
+        return "; ".join(a.message for a in anomalies if period_key(a.day, period) == key) or None
+
+    buckets = bucket(inside, lambda r: key_of(r, period, by))
+    if by == "project":
+        labels = project_labels(inside)
+        buckets = {labels[k]: rs for k, rs in buckets.items()}
+    if by is None:
+        grouped = [summarize(k, buckets[k], price, flag(k)) for k in sorted(buckets)]
+    else:
+        grouped = [summarize(k, rs, price) for k, rs in buckets.items()]
+        grouped.sort(key=lambda g: (-g.cost_usd, -g.total_tokens, g.key))
+    days = bucket(inside, lambda r: str(r["day"]))
+    models = bucket(inside, lambda r: str(r.get("model") or NONE))
+    return Report(
+        since=lo,
+        until=hi,
+        period=period,
+        by=by,
+        project=project,
+        flagship_model=model,
+        flagship_price=price,
+        groups=tuple(grouped),
+        total=summarize("total", inside, price),
+        days=tuple(summarize(d, days[d], price, flag_day.get(d)) for d in sorted(days)),
+        tokens_by_model=tuple(
+            sorted(
+                ((m, _all_tokens(rs)) for m, rs in models.items()), key=lambda kv: (-kv[1], kv[0])
+            )
+        ),
+        anomalies=tuple(anomalies),
+        warnings=unpriced(model, price),
+    )
+
+
+def unpriced(model: str, price: Price) -> tuple[str, ...]:
+    if price.input_cost_per_token or price.output_cost_per_token:
+        return ()
+    return (
+        f'{model} has no price, so "saved" compares with nothing: add [prices."{model}"] to '
+        ".nearline.toml, run `nearline prices import FILE`, or set usage.flagship_model",
+    )
