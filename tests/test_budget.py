@@ -4,6 +4,7 @@ and the runaway-loop guard."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from pathlib import Path
 
@@ -12,8 +13,8 @@ import pytest
 from nearline.accounting.alerts import LoopGuard, spike
 from nearline.accounting.budget import Spend, Spending, check, reset_time
 from nearline.config import AlertSettings, BudgetSettings, Caps, parse_settings
-from nearline.errors import BudgetError
 from nearline.escalation.escalator import Document, Escalator, Task
+from nearline.escalation.results import RefusalKind, Refused
 
 NOW = time.mktime((2026, 11, 23, 15, 30, 0, 0, 0, -1))
 
@@ -177,10 +178,11 @@ def test_a_spent_budget_refuses_the_escalation(tmp_path: Path) -> None:
     assert "this project's daily budget of $5.00 is spent" in decision.refused
 
 
-async def test_run_raises_a_budget_error_before_any_network(tmp_path: Path) -> None:
+async def test_run_is_refused_over_budget_before_any_network(tmp_path: Path) -> None:
     esc = escalator(tmp_path, spent(5.0), project={"daily_usd": 5.0})
-    with pytest.raises(BudgetError, match="resets"):
-        await esc.run(*job(tmp_path))
+    result = await esc.run(*job(tmp_path))
+    assert isinstance(result, Refused) and result.kind is RefusalKind.BUDGET
+    assert re.search("resets", result.reason)
 
 
 def test_a_project_that_says_so_is_downgraded_to_a_cheaper_tier(tmp_path: Path) -> None:

@@ -118,8 +118,10 @@ def test_value_survives_restart(tmp_path):
     second = CompletionCache(directory)
     try:
         assert second.disk_error is None
-        assert second.get("k") == "suggestion"
-        assert second.get("missing") is None
+        assert second.get("k") is None  # get reads memory only (the event loop's)
+        assert second.load("k") == "suggestion"
+        assert second.get("k") == "suggestion"  # load kept it in memory
+        assert second.load("missing") is None
     finally:
         second.close()
 
@@ -129,8 +131,9 @@ def test_disk_serves_values_evicted_from_memory(caches, tmp_path):
     cache.put("a", "1")
     cache.put("b", "2")
     cache.flush()
-    assert cache.get("a") == "1"  # from disk, back into memory
-    assert cache.get("b") == "2"
+    assert cache.load("a") == "1"  # from disk, back into memory
+    assert cache.get("b") is None  # evicted by a: memory only
+    assert cache.load("b") == "2"
 
 
 def test_directory_is_created(caches, tmp_path):

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from nearline.documents import DocumentView, check_content, to_client_units, to_code_points
+from nearline import documents
+from nearline.documents import (
+    DocumentView,
+    OpenDocument,
+    check_content,
+    split_lines,
+    to_client_units,
+    to_code_points,
+)
 from nearline.errors import DocumentError, PositionError, UnsupportedDocumentError
 
 URI = "file:///work/a.py"
@@ -208,3 +218,72 @@ def test_round_trip(encoding):
     for column in range(len(text) + 1):
         units = to_client_units(text, column, encoding)
         assert to_code_points(v, 0, units, encoding) == (0, column)
+
+
+# -- open documents, kept line by line --------------------------------------------------------
+
+
+def test_changes_keep_the_lines_as_a_new_split_would() -> None:
+    """Random edits (CR, CRLF, form feeds, astral characters, positions past the end) give the
+    same lines as splitting the edited text anew."""
+    rng = random.Random(7)
+    pieces = ["a", "b", " ", "\n", "\r", "\r\n", "x\ty", "é", "😀", "\x0c"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        doc = OpenDocument("file:///t", text, 1, 10**6)
+        for version in range(2, 7):
+            lines = split_lines(text)
+            (sl, sc), (el, ec) = sorted(
+                (rng.randint(0, len(lines) + 1), rng.randint(0, 6)) for _ in range(2)
+            )
+
+            new = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 4)))
+            text = text[: offset(text, sl, sc)] + new + text[offset(text, el, ec) :]
+            doc.change((sl, sc), (el, ec), new, version)
+            assert doc.lines == split_lines(text)
+            assert doc.chars == len(text) and doc.text() == text and doc.version == version
+
+
+def offset(text: str, line: int, column: int) -> int:
+    """Where (line, column) is in ``text``, clamped as the LSP says."""
+    lines = split_lines(text)
+    if line >= len(lines):
+        return len(text)
+    return sum(len(x) for x in lines[:line]) + min(column, len(lines[line].rstrip("\r\n")))
+
+
+def test_a_view_is_a_snapshot() -> None:
+    doc = OpenDocument("file:///t", "a\nb\n", 1, 1000)
+    before = doc.view()
+    doc.change((1, 0), (1, 1), "c", 2)
+    assert list(before.lines) == ["a\n", "b\n"] and before.version == 1
+    assert list(doc.view().lines) == ["a\n", "c\n"]
+
+
+def test_the_content_check_follows_the_edits() -> None:
+    doc = OpenDocument("file:///t", "x = 1\n", 1, 1024)
+    doc.change((0, 5), (0, 5), "\x00", 2)
+    with pytest.raises(UnsupportedDocumentError, match="NUL"):
+        doc.view()
+    doc.change((0, 5), (0, 6), "", 3)  # the NUL is gone: whole again
+    assert doc.view().version == 3
+    doc.change((1, 0), (1, 0), "y" * 2000, 4)
+    with pytest.raises(UnsupportedDocumentError, match="larger than"):
+        doc.view()
+    doc.change((1, 0), (1, 2000), "", 5)
+    doc.change((0, 0), (0, 0), "\x01\x02\x03\x04" * 10, 6)  # control characters up front
+    with pytest.raises(UnsupportedDocumentError, match="looks binary"):
+        doc.view()
+
+
+def test_an_edit_after_the_sample_does_not_scan_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "".join(f"line {i}\n" for i in range(3000))  # the sample is its first 8192 chars
+    doc = OpenDocument("file:///t", text, 1, 10**6)
+    scans: list[int] = []
+    monkeypatch.setattr(documents, "_check_sample", lambda uri, sample: scans.append(len(sample)))
+    doc.change((2999, 0), (2999, 0), "x", 2)
+    assert scans == []
+    doc.change((0, 0), (0, 0), "y", 3)
+    assert scans == [documents.BINARY_SAMPLE]

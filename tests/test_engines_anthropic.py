@@ -12,17 +12,19 @@ import pytest
 from nearline.config import ProviderSettings
 from nearline.errors import ProviderError
 from nearline.providers import ChatMessage, ChatRequest, Usage
-from support.fake_provider import (
+from support.engines import (
     REQUEST,
     FakeSleep,
-    Reply,
-    ScriptedServer,
     close_engines,
     engine,
     server,
     servers,
     settings,
     transcript,
+)
+from support.fake_provider import (
+    Reply,
+    ScriptedServer,
 )
 
 __all__ = ["close_engines", "server", "servers"]  # fixtures shared with the reliability tests

@@ -12,11 +12,9 @@ from nearline import __version__
 from nearline.config import ProviderSettings
 from nearline.errors import ProviderError
 from nearline.providers import ChatMessage, ChatRequest, CircuitBreaker, ProviderChain, Usage
-from support.fake_provider import (
+from support.engines import (
     REQUEST,
     FakeSleep,
-    Reply,
-    ScriptedServer,
     close_engines,
     engine,
     ok,
@@ -24,8 +22,12 @@ from support.fake_provider import (
     server,
     servers,
     settings,
-    sse,
     transcript,
+)
+from support.fake_provider import (
+    Reply,
+    ScriptedServer,
+    sse,
 )
 
 __all__ = ["close_engines", "server", "servers"]  # fixtures shared with the reliability tests

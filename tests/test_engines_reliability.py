@@ -19,12 +19,10 @@ from nearline.providers import (
     ProviderChain,
 )
 from nearline.providers.reliability import RetryPolicy, backoff_delay, parse_retry_after
-from support.fake_provider import (
+from support.engines import (
     REQUEST,
     FakeClock,
     FakeSleep,
-    Reply,
-    ScriptedServer,
     close_engines,
     engine,
     ok,
@@ -32,6 +30,10 @@ from support.fake_provider import (
     server,
     servers,
     settings,
+)
+from support.fake_provider import (
+    Reply,
+    ScriptedServer,
 )
 from support.net import closed_port
 

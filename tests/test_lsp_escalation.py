@@ -18,7 +18,9 @@ from support.escalation import (
     run,
     to_toml,
 )
-from support.fake_provider import RecordingProvider
+from support.fake_provider import (
+    RecordingProvider,
+)
 from support.net import free_port
 
 DIFF = (

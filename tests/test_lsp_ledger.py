@@ -19,7 +19,9 @@ from nearline.accounting.entries import Entry
 from nearline.accounting.ledger import Ledger
 from nearline.accounting.prices import Tokens
 from support.escalation import CALC, code_action, run, to_toml
-from support.fake_provider import RecordingProvider
+from support.fake_provider import (
+    RecordingProvider,
+)
 from support.lsp_client import DEMO, END, LAST, URI, Client, plain
 
 DAY = 86_400.0

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from nearline.config import Settings, parse_settings
+from nearline.documents import language_of
 from nearline.escalation.router import (
     RouteRequest,
     choose_tier,
     describe_rule,
     estimate_tokens,
-    language_of,
     route_for,
     rule_matches,
     title_for,

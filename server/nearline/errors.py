@@ -15,8 +15,6 @@ what went wrong and, where there is one, how to fix it::
      ├── DownloadError               a model download failed (offline, HTTP error, cut)
      │    └── ChecksumMismatchError  the downloaded file is not the catalogued one
      ├── PrivacyError                content that policy keeps on this machine
-     ├── RoutingError                no tier or provider can serve an escalation
-     │    └── BudgetError            a budget is spent, or a runaway loop was stopped
      ├── ProviderError               a provider failed (``retryable`` says if another try helps)
      │    ├── ProviderKeyError       the API key's environment variable is unset
      │    └── OfflineError           the provider cannot be reached
@@ -24,7 +22,9 @@ what went wrong and, where there is one, how to fix it::
      └── LedgerError                 the usage ledger cannot be read (a report, a budget)
 
 Cancellation is not an error: superseded or cancelled work raises ``asyncio.CancelledError`` or
-``concurrent.futures.CancelledError``.
+``concurrent.futures.CancelledError``. An escalation that is refused (privacy, a budget, a
+runaway loop, no provider) or fails is not raised either: ``Escalator.run`` returns it as a
+typed result (``escalation.results``).
 """
 
 from __future__ import annotations
@@ -76,14 +76,6 @@ class ChecksumMismatchError(DownloadError):
 
 class PrivacyError(NearlineError):
     """The request touches content that policy keeps on this machine."""
-
-
-class RoutingError(NearlineError):
-    """No tier or provider can serve the request."""
-
-
-class BudgetError(RoutingError):
-    """A budget is spent (it says which, and when it resets), or a runaway loop was stopped."""
 
 
 class ProviderError(NearlineError):

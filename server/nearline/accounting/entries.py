@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nearline.accounting.prices import Tokens
+from nearline.config import LOCAL_PROVIDER
+from nearline.tasks import AUTOCOMPLETE
 from nearline.vocab import StrEnum
+
+LOCAL_TIER = "local"
 
 
 class Outcome(StrEnum):
@@ -71,3 +75,98 @@ class Entry:
             self.client,
             int(self.cloud),
         )
+
+
+@dataclass(frozen=True)
+class Project:
+    """Whose request: the project's root folder and its name in the ledger ("" outside one)."""
+
+    root: str = ""
+    name: str = ""
+
+
+def completion_entry(
+    *,
+    outcome: Outcome,
+    model: str,
+    tokens: Tokens,
+    latency_ms: float,
+    project: Project,
+    language: str,
+    client: str = "lsp",
+    shown: bool = False,
+) -> Entry:
+    """An autocomplete request on the local model: the tokens it evaluated (``input``), reused
+    from its KV cache (``cache_read``) and generated. ``shown``: a suggestion went to an editor,
+    which may accept it."""
+    return Entry(
+        task=AUTOCOMPLETE,
+        outcome=outcome,
+        tier=LOCAL_TIER,
+        provider=LOCAL_PROVIDER,
+        model=model,
+        tokens=tokens,
+        latency_ms=latency_ms,
+        project_root=project.root,
+        project=project.name,
+        language=language,
+        client=client,
+        accepted=False if shown else None,
+    )
+
+
+def escalation_entry(
+    *,
+    task: str,
+    outcome: Outcome,
+    tier: str,
+    provider: str,
+    model: str,
+    tokens: Tokens,
+    latency_ms: float,
+    cost_usd: float,
+    project: Project,
+    language: str,
+    ts: float | None = None,
+) -> Entry:
+    """An escalation a provider answered (and billed), whatever became of the answer."""
+    return Entry(
+        task=task,
+        outcome=outcome,
+        tier=tier,
+        provider=provider,
+        model=model,
+        tokens=tokens,
+        latency_ms=latency_ms,
+        cost_usd=cost_usd,
+        project_root=project.root,
+        project=project.name,
+        language=language,
+        cloud=provider != LOCAL_PROVIDER,
+        ts=time.time() if ts is None else ts,
+    )
+
+
+def unanswered_entry(
+    *,
+    task: str,
+    outcome: Outcome,
+    latency_ms: float,
+    project: Project,
+    language: str,
+    model: str = "",
+    ts: float | None = None,
+) -> Entry:
+    """A request no model answered (refused, failed, cancelled): no tokens, no cost."""
+    return Entry(
+        task=task,
+        outcome=outcome,
+        tier="" if task != AUTOCOMPLETE else LOCAL_TIER,
+        provider="" if task != AUTOCOMPLETE else LOCAL_PROVIDER,
+        model=model,
+        latency_ms=latency_ms,
+        project_root=project.root,
+        project=project.name,
+        language=language,
+        ts=time.time() if ts is None else ts,
+    )

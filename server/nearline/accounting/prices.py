@@ -232,6 +232,13 @@ def provider_price(settings: Any, table: PriceTable) -> Price:
     return (base or FREE).over(override)
 
 
+def provider_cost(settings: Any, provider: str, tokens: Tokens) -> float:
+    """USD for ``tokens`` at ``provider``'s price (the table under its settings); 0 for the
+    embedded model and for a provider the settings do not name."""
+    p = settings.providers.get(provider)
+    return provider_price(p, table_for(settings)).cost(tokens) if p else 0.0
+
+
 def flagship(settings: Any, table: PriceTable) -> tuple[str, Price]:
     """The model "saved vs all-flagship" compares with, and its price: ``usage.flagship_model``,
     else the flagship tier's first provider's model, else ``DEFAULT_FLAGSHIP_MODEL``."""

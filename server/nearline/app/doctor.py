@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -29,6 +30,17 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _dependencies() -> list[str]:
+    """The distributions nearline's metadata requires (those without a marker), but for
+    llama-cpp-python, which is checked on its own below."""
+    try:
+        required = importlib.metadata.requires("nearline") or []
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - not installed
+        return []
+    names = [re.split(r"[\s<>=!~\[;(]", r, maxsplit=1)[0] for r in required if ";" not in r]
+    return [n for n in names if n and n != "llama-cpp-python"]
 
 
 def _writable(path: Path) -> str | None:
@@ -60,7 +72,7 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
 
     yield from _provider_checks(settings)
 
-    for dist in ("pygls", "lsprotocol", "httpx", "diskcache"):
+    for dist in _dependencies():
         version = _version(dist)
         yield Check(dist, version is not None, version or "not installed", f"pip install {dist}")
 

@@ -1,0 +1,13 @@
+"""The hot path: a completion for one keystroke (``service``) through typing-through, the cache,
+the prompt window, the engine and post-processing. Imports no accounting, escalation or LSP
+code."""
+
+from nearline.completion.service import (
+    CompletionResult,
+    CompletionService,
+    Source,
+    Stats,
+    build_service,
+)
+
+__all__ = ["CompletionResult", "CompletionService", "Source", "Stats", "build_service"]

@@ -54,13 +54,19 @@ class CompletionCache:
             return None
 
     def get(self, key: str) -> str | None:
+        """From memory only: cheap enough for the event loop."""
         with self._lock:
             value = self._memory.get(key)
             if value is not None:
                 self._memory.move_to_end(key)
-                return value
-        if self._disk is None:
-            return None
+            return value
+
+    def load(self, key: str) -> str | None:
+        """From memory, else from disk (then kept in memory): a disk read, for a worker
+        thread."""
+        value = self.get(key)
+        if value is not None or self._disk is None:
+            return value
         try:
             value = self._disk.get(key)
         except Exception as exc:

@@ -15,8 +15,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from nearline.accounting.entries import Entry
-from nearline.accounting.prices import Tokens
 from nearline.catalog import resolve_model_path
 from nearline.completion.cache import CompletionCache, cache_key
 from nearline.completion.context import (
@@ -31,10 +29,10 @@ from nearline.completion.postprocess import limit_scope, make_pipeline, postproc
 from nearline.completion.scheduler import Job, Priority, Scheduler
 from nearline.completion.typethrough import ShownSuggestions
 from nearline.config import Settings
-from nearline.documents import DocumentView, check_content, to_code_points
+from nearline.documents import DocumentView, to_code_points
 from nearline.errors import ModelError, NearlineError
 from nearline.paths import cache_dir
-from nearline.tasks import AUTOCOMPLETE
+from nearline.vocab import StrEnum
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +43,23 @@ RECENT = 512
 """Request records kept for ``nearline/stats`` (the latency benchmark reads them)."""
 
 
+class Source(StrEnum):
+    """How a completion was served."""
+
+    MODEL = "model"
+    TYPING_THROUGH = "typing-through"
+    """The person typed what was shown: the rest of it, no model call."""
+    CACHE = "cache"
+    SUPERSEDED = "superseded"
+    """A newer request for the document took the engine; nothing to show."""
+    NONE = "none"
+    """The model ran and had nothing worth showing."""
+
+
 @dataclass(frozen=True)
 class CompletionResult:
     text: str
-    source: str
-    """"model", "typing-through", "cache", "superseded" or "none"."""
+    source: Source
     model_id: str
     latency_ms: float
     line: int
@@ -58,47 +68,6 @@ class CompletionResult:
     generation: Generation | None = None
     uid: str = ""
     """The request's id in the usage ledger (the client sends it back on accept)."""
-
-
-OUTCOME_OF = {
-    "model": "ok",
-    "none": "ok",
-    "cache": "served-from-cache",
-    "typing-through": "typed-through",
-    "superseded": "cancelled",
-}
-"""Ledger outcome of each completion source."""
-
-
-def ledger_entry(
-    result: CompletionResult,
-    *,
-    project_root: str,
-    project: str,
-    language: str,
-    client: str = "lsp",
-    shown: bool = False,
-) -> Entry:
-    """The ledger row of a completion: the tokens the engine evaluated, reused from its KV cache
-    and generated. ``shown``: the suggestion went to an editor, which may accept it."""
-    g = result.generation
-    tokens = (
-        Tokens(input=g.evaluated_tokens, cache_read=g.reused_tokens, output=len(g.tokens))
-        if g is not None
-        else Tokens()
-    )
-    return Entry(
-        task=AUTOCOMPLETE,
-        outcome=OUTCOME_OF.get(result.source, "ok"),
-        model=result.model_id,
-        tokens=tokens,
-        latency_ms=result.latency_ms,
-        project_root=project_root,
-        project=project,
-        language=language,
-        client=client,
-        accepted=False if shown and result.text else None,
-    )
 
 
 @dataclass
@@ -159,6 +128,12 @@ class CompletionService:
             )
         )
 
+    def reconfigure(self, settings: Settings) -> None:
+        """New settings that keep the model and the cache (``build_service`` makes a new
+        service for those): everything derived from them follows."""
+        self.settings = settings
+        self._pipeline = make_pipeline(settings.completion.max_block_lines)
+
     # -- model -----------------------------------------------------------------------------
     @property
     def load_future(self) -> Future[Any]:
@@ -192,9 +167,6 @@ class CompletionService:
         self._anchors[view.uri] = ctx.anchor
         return ctx
 
-    def check(self, uri: str, text: str) -> None:
-        check_content(uri, text, self.settings.completion.max_document_bytes)
-
     def forget(self, uri: str) -> None:
         self._anchors.pop(uri, None)
         self.shown.forget(uri)
@@ -227,25 +199,29 @@ class CompletionService:
         remainder = self.shown.remainder(view.uri, ctx)
         if remainder is not None:
             self.stats.typed_through += 1
-            return self._result(remainder, "typing-through", ctx, t0, request_id=request_id)
+            return self._result(remainder, Source.TYPING_THROUGH, ctx, t0, request_id=request_id)
 
         await self.wait_loaded()
         prompt = self._prompt(ctx)
         key = self._key(ctx, prompt)
-        cached = self.cache.get(key)
+        cached = self.cache.get(key)  # memory only: the disk is read on the engine thread
+        if cached is None:
+            budget_ms = self.settings.completion.time_budget_ms
+            job = Job(
+                run=partial(self._load_or_generate, ctx, prompt, key, budget_ms), key=view.uri
+            )
+            found = await self._run(job)
+            if isinstance(found, str):
+                cached = found
         if cached is not None:
             self.stats.cache_hits += 1
             self.shown.remember(view.uri, ctx, cached)
-            return self._result(cached, "cache", ctx, t0, request_id=request_id)
+            return self._result(cached, Source.CACHE, ctx, t0, request_id=request_id)
 
-        job = Job(
-            run=partial(self._generate, ctx, prompt, self.settings.completion.time_budget_ms),
-            key=view.uri,
-        )
-        generation = await self._run(job)
+        generation = found
         if generation is None or generation.stop_reason is StopReason.CANCELLED:
             self.stats.superseded += 1
-            return self._result("", "superseded", ctx, t0, request_id=request_id)
+            return self._result("", Source.SUPERSEDED, ctx, t0, request_id=request_id)
 
         self.stats.model_calls += 1
         text = postprocess(generation.text, ctx, self._pipeline)
@@ -255,7 +231,21 @@ class CompletionService:
         else:
             self.cache.put(key, text)
         self.shown.remember(view.uri, ctx, text)
-        return self._result(text, "model", ctx, t0, generation, request_id=request_id)
+        return self._result(text, Source.MODEL, ctx, t0, generation, request_id=request_id)
+
+    def _load_or_generate(
+        self,
+        ctx: CompletionContext,
+        prompt: str,
+        key: str,
+        budget_ms: float,
+        cancel: threading.Event,
+    ) -> str | Generation:
+        """On the engine thread: the suggestion from the disk cache, else a generation."""
+        cached = self.cache.load(key)
+        if cached is not None:
+            return cached
+        return self._generate(ctx, prompt, budget_ms, cancel)
 
     def _max_tokens(self, ctx: CompletionContext) -> int:
         opts = self.settings.completion
@@ -348,7 +338,7 @@ class CompletionService:
     def _result(
         self,
         text: str,
-        source: str,
+        source: Source,
         ctx: CompletionContext,
         t0: float,
         generation: Generation | None = None,
@@ -375,7 +365,7 @@ class CompletionService:
         self.stats.recent.append(record)
         return CompletionResult(
             text,
-            source if text or source == "superseded" else "none",
+            source if text or source is Source.SUPERSEDED else Source.NONE,
             self.engine.model_id,
             latency,
             ctx.line,

@@ -1,7 +1,8 @@
-"""Escalated requests (refactor, explain, write tests, fix, ask): route, check privacy, ask the
-chosen tier's providers in order, and turn a diff answer into checked edits.
+"""Escalated requests (refactor, explain, write tests, fix, ask): route, check privacy and
+budgets, ask the chosen tier's providers in order, and turn a diff answer into checked edits.
 
-Nothing here touches the editor: ``session`` sends the edit and the messages.
+``Escalator.run`` gives an ``EscalationResult`` (see ``results``); nothing here touches the
+editor or the ledger (``app.escalations`` records, ``lsp`` shows and applies).
 """
 
 from __future__ import annotations
@@ -10,17 +11,17 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import httpx
+
 from nearline.accounting import alerts, budget
 from nearline.accounting.budget import Spending
-from nearline.accounting.entries import Entry
-from nearline.accounting.prices import Tokens, provider_price, table_for
 from nearline.config import LOCAL_PROVIDER, ProviderSettings, Settings
-from nearline.documents import split_lines
-from nearline.errors import BudgetError, DiffError, PrivacyError, RoutingError
+from nearline.documents import language_of, split_lines
+from nearline.errors import DiffError, ModelError, ProviderError
 from nearline.escalation import edits, privacy
 from nearline.escalation.prompts import (
     Selection,
@@ -28,17 +29,20 @@ from nearline.escalation.prompts import (
     build_messages,
     project_cache_key,
 )
-from nearline.escalation.router import (
-    Decision,
-    RouteRequest,
-    estimate_tokens,
-    language_of,
-    route_for,
+from nearline.escalation.results import (
+    Answered,
+    Changed,
+    EscalationResult,
+    Failed,
+    FileChange,
+    RefusalKind,
+    Refused,
+    Unappliable,
 )
+from nearline.escalation.router import Decision, RouteRequest, estimate_tokens, route_for
 from nearline.providers import (
     ChatEngine,
     ChatRequest,
-    ChatResult,
     CircuitBreaker,
     LocalChatEngine,
     ProviderChain,
@@ -75,65 +79,6 @@ class Task:
     diagnostic: str = ""
 
 
-@dataclass(frozen=True)
-class FileChange:
-    uri: str
-    path: str
-    old_text: str | None
-    """None for a file the answer creates."""
-    new_text: str
-    version: int | None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    decision: Decision
-    result: ChatResult
-    text: str
-    changes: tuple[FileChange, ...] = field(default_factory=tuple)
-
-
-def cost_of(provider: str, tokens: Tokens, settings: Settings) -> float:
-    """USD for ``tokens`` at ``provider``'s price (the price table under its settings)."""
-    p = settings.providers.get(provider)
-    return provider_price(p, table_for(settings)).cost(tokens) if p else 0.0
-
-
-def ledger_entry(
-    outcome: Outcome,
-    status: str,
-    settings: Settings,
-    *,
-    project_root: str,
-    project: str,
-    language: str,
-    ts: float | None = None,
-) -> Entry:
-    """The ledger row of an escalation that reached a provider, with its exact cost."""
-    r = outcome.result
-    tokens = Tokens(
-        input=r.usage.input_tokens,
-        cache_read=r.usage.cache_read_tokens,
-        cache_write=r.usage.cache_write_tokens,
-        output=r.usage.output_tokens,
-    )
-    entry = Entry(
-        task=outcome.decision.task,
-        outcome=status,
-        tier=outcome.decision.tier,
-        provider=r.provider,
-        model=r.model,
-        tokens=tokens,
-        latency_ms=r.latency_ms,
-        cost_usd=cost_of(r.provider, tokens, settings),
-        project_root=project_root,
-        project=project,
-        language=language,
-        cloud=r.provider != LOCAL_PROVIDER,
-    )
-    return entry if ts is None else dataclasses.replace(entry, ts=ts)
-
-
 def relative(path: str, root: Path | None) -> str:
     if root is not None:
         try:
@@ -150,9 +95,13 @@ class Escalator:
         root: Path | None,
         local_model: Callable[[], Path],
         spending: Callable[[], Spending | None] | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.root = root
+        self.transport = transport
+        """The HTTP transport every provider engine uses (None: httpx's own)."""
         self._local_model = local_model
         self._local: LocalChatEngine | None = None
         self._engines: dict[str, tuple[ProviderSettings, ChatEngine]] = {}
@@ -163,6 +112,12 @@ class Escalator:
         self.spending = spending
         """What has been spent so far (from the ledger); None: no budgets apply."""
         self.loops = alerts.LoopGuard()
+
+    def reconfigure(self, settings: Settings, root: Path | None) -> None:
+        """New settings (and workspace root): what is derived from them follows. Provider
+        engines whose settings changed are replaced on their next request."""
+        self.settings = settings
+        self.root = root
 
     # -- deciding ----------------------------------------------------------------------------
     def _sources(self, task: Task, docs: Sequence[Document]) -> tuple[list[SourceFile], Selection]:
@@ -258,7 +213,7 @@ class Escalator:
         kept = self._engines.get(name)
         if kept is not None and kept[0] == wanted:
             return kept[1]
-        engine = make_engine(wanted)
+        engine = make_engine(wanted, self.transport)
         self._engines[name] = (wanted, engine)
         if kept is not None:  # the provider's settings changed
             closing = asyncio.ensure_future(kept[1].aclose())
@@ -274,24 +229,24 @@ class Escalator:
 
     async def run(
         self, task: Task, docs: Sequence[Document], on_text: Callable[[str], None] | None = None
-    ) -> Outcome:
-        """Ask the decided providers; ``RoutingError``/``PrivacyError`` before any network,
-        ``ProviderError`` when every provider failed, ``DiffError`` when the answer's diff does
-        not apply. Nothing is changed in any of these cases."""
+    ) -> EscalationResult:
+        """Ask the decided providers. Privacy, budgets and a runaway loop are checked before
+        anything is sent (``Refused``); when every provider fails the result is ``Failed``;
+        an answer whose diff does not apply is ``Unappliable``. Nothing is changed here."""
         decision = self.decide(task, docs)
         if decision.refused:
-            error = (
-                PrivacyError
+            kind = (
+                RefusalKind.PRIVACY
                 if decision.private
-                else BudgetError
+                else RefusalKind.BUDGET
                 if decision.over_budget
-                else RoutingError
+                else RefusalKind.ROUTING
             )
-            raise error(decision.refused)
+            return Refused(decision.refused, kind, decision)
         same = (task.kind, task.uri, task.start_line, task.end_line)
         loop = self.loops.check((*same, task.instruction, task.diagnostic), self.settings.alerts)
         if loop is not None:
-            raise BudgetError(loop)
+            return Refused(loop, RefusalKind.LOOP, decision)
         files, sel = self._sources(task, docs)
         messages = build_messages(task.kind, files, sel, task.instruction, task.diagnostic)
         local = decision.providers == (LOCAL_PROVIDER,)
@@ -301,7 +256,10 @@ class Escalator:
             cache_key=project_cache_key(str(self.root or docs[0].path)),
         )
         engines = [self._engine(name) for name in decision.providers]
-        result = await ProviderChain(engines, self.breaker).chat(request, on_text)
+        try:
+            result = await ProviderChain(engines, self.breaker).chat(request, on_text)
+        except (ProviderError, ModelError) as exc:  # ModelError: the local tier's model
+            return Failed(exc, decision)
         log.info(
             "%s answered by %s (%s) in %.0f ms",
             task.kind,
@@ -313,13 +271,12 @@ class Escalator:
             task.kind == TaskKind.ASK and ("\n--- " in result.text or "```diff" in result.text)
         )
         if not wants_change:
-            return Outcome(decision, result, result.text)
+            return Answered(decision, result, result.text)
         try:
             changes = self.plan_changes(result.text, docs)
         except DiffError as exc:
-            exc.outcome = Outcome(decision, result, result.text)  # type: ignore[attr-defined]
-            raise  # the answer was paid for: the caller records it
-        return Outcome(decision, result, result.text, changes)
+            return Unappliable(decision, result, result.text, str(exc))
+        return Changed(decision, result, result.text, changes)
 
     def plan_changes(self, answer: str, docs: Sequence[Document]) -> tuple[FileChange, ...]:
         """Every file the answer's diff touches, checked against its current text; all or

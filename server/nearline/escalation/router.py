@@ -16,38 +16,6 @@ CHARS_PER_TOKEN = 3.5
 SYSTEM_TOKENS = 350
 """The system prompt and framing, in tokens, added to every estimate."""
 
-LANGUAGES = {
-    ".py": "python",
-    ".pyi": "python",
-    ".js": "javascript",
-    ".jsx": "javascript",
-    ".ts": "typescript",
-    ".tsx": "typescript",
-    ".go": "go",
-    ".rs": "rust",
-    ".java": "java",
-    ".kt": "kotlin",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "cpp",
-    ".cpp": "cpp",
-    ".hpp": "cpp",
-    ".cs": "csharp",
-    ".rb": "ruby",
-    ".php": "php",
-    ".swift": "swift",
-    ".lua": "lua",
-    ".sh": "shell",
-    ".sql": "sql",
-    ".md": "markdown",
-    ".toml": "toml",
-    ".yaml": "yaml",
-    ".yml": "yaml",
-    ".json": "json",
-    ".html": "html",
-    ".css": "css",
-}
-
 
 @dataclass(frozen=True)
 class RouteRequest:
@@ -83,10 +51,6 @@ class Decision:
     @property
     def provider(self) -> str | None:
         return self.providers[0] if self.providers else None
-
-
-def language_of(path: str) -> str:
-    return LANGUAGES.get(PurePath(path).suffix.lower(), "")
 
 
 def estimate_tokens(texts: Sequence[str]) -> int:

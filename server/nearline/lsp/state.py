@@ -1,0 +1,196 @@
+"""What one editor connection holds: the settings and their layers, the open documents, the
+ledger, and the use cases built from the settings. It sends no messages (``notifier`` does)."""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+
+from nearline.accounting.budget import Spending
+from nearline.accounting.entries import Project
+from nearline.accounting.ledger import Ledger
+from nearline.app.completions import Completions
+from nearline.app.escalations import Escalations
+from nearline.app.project import project_of
+from nearline.catalog import resolve_model_path
+from nearline.completion import CompletionService, build_service
+from nearline.config import ConfigStack, Settings, merge
+from nearline.documents import OpenDocument, column_of
+from nearline.errors import ConfigError, LedgerError, UnknownDocumentError
+from nearline.escalation.escalator import Escalator
+
+log = logging.getLogger(__name__)
+
+
+class ServerState:
+    def __init__(
+        self,
+        flags: Mapping[str, Any] | None = None,
+        *,
+        service_factory: Callable[[Settings], CompletionService] = build_service,
+    ) -> None:
+        self.stack = ConfigStack(flags=dict(flags or {}))
+        self.service_factory = service_factory
+        """Makes the completion service for the settings (a fake engine's, in tests)."""
+        self.settings: Settings = self.stack.settings
+        self.ledger: Ledger | None = None
+        self.documents: dict[str, OpenDocument] = {}
+        self.on_new_service: Callable[[CompletionService], None] | None = None
+        """Called with every completion service built (wires its notifications)."""
+        self.on_budget_error: Callable[[LedgerError], None] | None = None
+        self._completions: Completions | None = None
+        self.escalations = Escalations(
+            Escalator(
+                self.settings,
+                self.stack.root,
+                lambda: resolve_model_path(self.settings.model),
+                self._spending,
+            ),
+            None,
+            self.project,
+        )
+        self.escalation_usage: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
+        """Usage of each escalated request, cached tokens apart (also in the ledger)."""
+
+    # -- settings ----------------------------------------------------------------------------
+    def set_editor_options(self, options: Mapping[str, Any]) -> None:
+        """Editor settings; clients often send only what changed: it goes over what they
+        sent before."""
+        if isinstance(options.get("nearline"), Mapping):
+            options = options["nearline"]
+        self.stack.editor = merge(self.stack.editor, options)
+
+    def reload(self) -> tuple[bool, ConfigError | None]:
+        """Read the settings layers again; a broken one leaves the last good settings.
+        Returns whether the settings changed, and the error."""
+        settings, error = self.stack.try_load()
+        old, self.settings = self.settings, settings
+        logging.getLogger("nearline").setLevel(settings.log_level.upper())
+        changed = settings != old
+        if changed:
+            self._reconfigure(old)
+        return changed, error
+
+    def _reconfigure(self, old: Settings) -> None:
+        """Rebuild what is derived from the settings."""
+        new = self.settings
+        completions = self._completions
+        if completions is not None:
+            if (old.model, old.cache) != (new.model, new.cache):
+                self._completions = None
+                completions.service.close()
+                self.completions  # noqa: B018 (a new service: the new model starts loading)
+            else:
+                completions.service.reconfigure(new)
+        self.escalations.escalator.reconfigure(new, self.stack.root)
+        if old.completion.max_document_bytes != new.completion.max_document_bytes:
+            for doc in self.documents.values():
+                doc.max_bytes = new.completion.max_document_bytes
+                doc.replace(doc.text(), doc.version)
+
+    def project(self) -> Project:
+        return project_of(self.stack, self.settings)
+
+    # -- the use cases -----------------------------------------------------------------------
+    def start_ledger(self, on_error: Callable[[str], None]) -> None:
+        self.ledger = Ledger(on_error=on_error)
+        self.escalations.ledger = self.ledger
+
+    @property
+    def completions(self) -> Completions:
+        """Built on first use and after the model or the cache changed; the model loads on
+        the engine's thread."""
+        if self._completions is None:
+            service = self.service_factory(self.settings)
+            self._completions = Completions(service, self.ledger, self.project)
+            if self.on_new_service is not None:
+                self.on_new_service(service)
+        return self._completions
+
+    @property
+    def service(self) -> CompletionService | None:
+        """The completion service, if one was built."""
+        return self._completions.service if self._completions is not None else None
+
+    def _spending(self) -> Spending | None:
+        """What has been spent (for budgets); None without a ledger or when it cannot be
+        read (budgets are then not checked, and that is said once)."""
+        if self.ledger is None:
+            return None
+        try:
+            return self.ledger.spending(self.project().root)
+        except LedgerError as exc:
+            if self.on_budget_error is not None:
+                self.on_budget_error(exc)
+            return None
+
+    def spend_today(self) -> float:
+        return round(self.ledger.spend_today(), 6) if self.ledger is not None else 0.0
+
+    def close(self) -> None:
+        if self._completions is not None:
+            self._completions.service.close()
+            self._completions = None
+        if self.ledger is not None:
+            self.ledger.close(timeout=2.0)  # rows the database takes by then; shutdown waits
+
+    # -- documents ---------------------------------------------------------------------------
+    def open(self, item: types.TextDocumentItem) -> OpenDocument:
+        doc = OpenDocument(
+            item.uri,
+            item.text,
+            item.version,
+            self.settings.completion.max_document_bytes,
+            item.language_id or "",
+        )
+        self.documents[item.uri] = doc
+        return doc
+
+    def change(
+        self,
+        uri: str,
+        version: int | None,
+        changes: Sequence[types.TextDocumentContentChangeEvent],
+        encoding: str,
+    ) -> OpenDocument | None:
+        """Apply an editor's changes to its document; None for a document never opened."""
+        doc = self.documents.get(uri)
+        if doc is None:
+            return None
+        for change in changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                start = _code_points(doc, change.range.start, encoding)
+                end = _code_points(doc, change.range.end, encoding)
+                doc.change(start, end, change.text, version)
+            else:
+                doc.replace(change.text, version)
+        return doc
+
+    def document(self, uri: str) -> OpenDocument:
+        doc = self.documents.get(uri)
+        if doc is None:
+            raise UnknownDocumentError(
+                f"unknown document {uri}: send textDocument/didOpen before asking for completions"
+            )
+        return doc
+
+    def close_document(self, uri: str) -> None:
+        self.documents.pop(uri, None)
+        if self.service is not None:
+            self.service.forget(uri)
+
+    def root(self) -> Path | None:
+        return self.stack.root
+
+
+def _code_points(doc: OpenDocument, position: types.Position, encoding: str) -> tuple[int, int]:
+    """A client position as (line, code-point column), clamped to the document."""
+    lines = doc.lines
+    line = min(max(position.line, 0), len(lines))
+    text = lines[line].rstrip("\r\n") if line < len(lines) else ""
+    return line, column_of(text, position.character, encoding)
