@@ -68,6 +68,15 @@ def keystrokes(region: list[str]) -> list[tuple[str, str]]:
     return keys
 
 
+def server_command(args: argparse.Namespace) -> list[str]:
+    command = [sys.executable, "-m", "nearline", "serve"]
+    if args.model:
+        command += ["--model", args.model]
+    if args.template:
+        command += ["--template", args.template]
+    return command
+
+
 class Replay:
     def __init__(self, client: LanguageClient, uri: str, lines: list[str], line: int) -> None:
         self.client = client
@@ -152,7 +161,7 @@ async def run_replay(args: argparse.Namespace, env: dict[str, str]) -> dict[str,
     client = LanguageClient("bench", "0")
     for method in ("nearline/status", "nearline/completionReady", types.WINDOW_LOG_MESSAGE):
         client.feature(method)(lambda *_args: None)
-    await client.start_io(sys.executable, "-m", "nearline", "serve", env=env)
+    await client.start_io(*server_command(args), env=env)
     options = {"completion": {"time_budget_ms": args.budget_ms}} if args.budget_ms else None
     await client.initialize_async(
         types.InitializeParams(
@@ -235,6 +244,145 @@ async def run_replay(args: argparse.Namespace, env: dict[str, str]) -> dict[str,
     }
 
 
+SWITCH_FILES = (
+    ROOT / "scripts" / "bench_data" / "replay_source.py",
+    Path(json.__file__).with_name("encoder.py"),
+)
+"""Two files open side by side for the switching scenario (the second from the standard
+library)."""
+
+
+class Session:
+    """One server, the files it has open, and a client that asks at a place after typing a
+    character there (so the completion cache does not answer: the engine does)."""
+
+    def __init__(self, args: argparse.Namespace, env: dict[str, str]) -> None:
+        self.args = args
+        self.env = env
+        self.client = LanguageClient("bench-files", "0")
+        for method in ("nearline/status", "nearline/completionReady", types.WINDOW_LOG_MESSAGE):
+            self.client.feature(method)(lambda *_args: None)
+        self.versions: dict[str, int] = {}
+        self.lines: dict[str, list[str]] = {}
+
+    async def start(self) -> float:
+        """Start the server; the seconds until its model is loaded."""
+        await self.client.start_io(*server_command(self.args), env=self.env)
+        options = {"completion": {"time_budget_ms": self.args.budget_ms or 50}}
+        await self.client.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(),
+                process_id=os.getpid(),
+                initialization_options=options,
+            )
+        )
+        t0 = time.perf_counter()
+        self.client.initialized(types.InitializedParams())
+        while not _plain(await self.client.protocol.send_request_async("nearline/stats", None)).get(
+            "loaded"
+        ):
+            await asyncio.sleep(0.05)
+        return time.perf_counter() - t0
+
+    def open(self, path: Path) -> str:
+        uri = path.resolve().as_uri()
+        text = path.read_text()
+        self.versions[uri] = 1
+        self.lines[uri] = text.splitlines(keepends=True)
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text
+                )
+            )
+        )
+        return uri
+
+    def close(self, uri: str) -> None:
+        self.client.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+
+    async def ask(self, uri: str, line: int) -> float:
+        """Type a space at the end of ``line`` and ask there; the ms until the answer."""
+        character = len(self.lines[uri][line].rstrip("\n"))
+        self.lines[uri][line] = self.lines[uri][line].rstrip("\n") + " \n"
+        self.versions[uri] += 1
+        pos = types.Position(line=line, character=character)
+        t0 = time.perf_counter()
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=uri, version=self.versions[uri]
+                ),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=pos, end=pos), text=" "
+                    )
+                ],
+            )
+        )
+        await self.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=character + 1),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                ),
+            )
+        )
+        return (time.perf_counter() - t0) * 1000
+
+    async def engine_counters(self) -> dict[str, Any]:
+        stats = _plain(await self.client.protocol.send_request_async("nearline/stats", None))
+        return dict(stats.get("engine") or {})
+
+    async def stop(self) -> None:
+        await self.client.shutdown_async(None)
+        self.client.exit(None)
+        await self.client.stop()
+
+
+async def run_files(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    """Two files open: switching between them (each keeps its evaluated window), closing and
+    reopening one, and restarting the server (windows kept on disk)."""
+    a_path, b_path = SWITCH_FILES
+    a_line, b_line = 60, 40
+    first = Session(args, env)
+    load_s = await first.start()
+    a, b = first.open(a_path), first.open(b_path)
+    await asyncio.sleep(args.settle)  # the warm-ups on open
+    await first.ask(a, a_line)
+    await first.ask(b, b_line)  # each document has been worked on once
+    switches = []
+    for _ in range(4):
+        await asyncio.sleep(0.5)
+        switches.append(await first.ask(a, a_line))
+        await asyncio.sleep(0.5)
+        switches.append(await first.ask(b, b_line))
+    first.close(a)
+    await asyncio.sleep(0.5)
+    a = first.open(a_path)
+    reopen = await first.ask(a, a_line)
+    counters = await first.engine_counters()
+    await first.stop()
+    second = Session(args, env)
+    restart_load_s = await second.start()
+    a = second.open(a_path)
+    restart = await second.ask(a, a_line)
+    restart_counters = await second.engine_counters()
+    await second.stop()
+    return {
+        "model_load_s": load_s,
+        "switch_ms": switches,
+        "reopen_ms": reopen,
+        "restart_ms": restart,
+        "restart_model_load_s": restart_load_s,
+        "engine": counters,
+        "engine_after_restart": restart_counters,
+    }
+
+
 def _rss_of(client: LanguageClient) -> float:
     proc = getattr(client, "_server", None)
     if proc is None:
@@ -265,14 +413,17 @@ def engine_measures(pauses: list[dict[str, Any]], args: argparse.Namespace) -> N
     import numpy as np
     from llama_cpp import Llama
 
-    from nearline.catalog import default_model_path
+    from nearline.catalog import resolve_model_path
     from nearline.completion.context import build_context
+    from nearline.completion.engine.templates import detect_template, get_template
+    from nearline.completion.service import build_prompt
     from nearline.config import ModelSettings, Settings
 
     settings = Settings()
     threads = ModelSettings().threads
+    path = Path(args.model) if args.model else resolve_model_path(settings.model)
     llm = Llama(
-        model_path=str(default_model_path()),
+        model_path=str(path),
         n_ctx=settings.model.n_ctx,
         n_batch=settings.model.n_batch,
         n_threads=threads,
@@ -281,6 +432,13 @@ def engine_measures(pauses: list[dict[str, Any]], args: argparse.Namespace) -> N
         verbose=False,
     )
     n_vocab = llm.n_vocab()
+    if args.template and args.template != "auto":
+        template = get_template(args.template)
+    else:
+        names = [llm.metadata.get("general.name", ""), path.name]
+        template = detect_template(
+            names, lambda m: len(llm.tokenize(m.encode(), special=True, add_bos=False)) == 1
+        )
     anchor = None
     for p in pauses:
         lines = p["document"].splitlines(keepends=True)
@@ -293,19 +451,19 @@ def engine_measures(pauses: list[dict[str, Any]], args: argparse.Namespace) -> N
             max_suffix_chars=settings.completion.max_suffix_chars,
         )
         anchor = ctx.anchor
-        prompt = ctx.prefix
+        prompt = build_prompt(template, ctx, Path(args.file).name)
+        tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
         # Baseline: no reuse, a fresh completion on the same prompt.
         llm.reset()
         t0 = time.perf_counter()
         llm.create_completion(
-            prompt, max_tokens=settings.completion.max_line_tokens, temperature=0.0, stop=["\n"]
+            tokens, max_tokens=settings.completion.max_line_tokens, temperature=0.0, stop=["\n"]
         )
         p["baseline_ms"] = (time.perf_counter() - t0) * 1000
         # Floor: the same new tokens and output, with the rest already in the KV cache.
         server = p["server"]
         if server.get("source") != "model":
             continue
-        tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
         new = max(1, server.get("evaluated_tokens", 1))
         keep = max(0, len(tokens) - new)
         llm.reset()
@@ -373,6 +531,14 @@ def main() -> int:
     parser.add_argument("--budget-ms", type=int, help="completion.time_budget_ms for the server")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--json", metavar="FILE", help="write every pause here")
+    parser.add_argument("--model", help="a GGUF for the server (default: what it resolves)")
+    parser.add_argument("--template", help="model.template for the server")
+    parser.add_argument(
+        "--files",
+        action="store_true",
+        help="also: switching between two open files, reopening one, restarting the server",
+    )
+    parser.add_argument("--settle", type=float, default=8.0, help="--files: wait after opening")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -386,9 +552,12 @@ def main() -> int:
             [str(ROOT / "server"), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
         run = asyncio.run(run_replay(args, env))
+        files = asyncio.run(run_files(args, env)) if args.files else None
     if not args.no_baseline:
         engine_measures(run["pauses"], args)
     summary = summarize(run)
+    if files is not None:
+        summary["files"] = files
     if args.json:
         Path(args.json).write_text(
             json.dumps({"summary": summary, "run": run}, indent=1, default=str)
@@ -422,6 +591,16 @@ def main() -> int:
         f"first suggestion after initialized: {s['first_suggestion_ms']:.0f} ms; "
         f"server RSS {s['server_rss_mb']:.0f} MB"
     )
+    if files is not None:
+        sw = files["switch_ms"]
+        print(
+            f"files     switching between two open files  p50 {percentile(sw, 0.5):.0f} ms  "
+            f"max {max(sw):.0f} ms; reopening one {files['reopen_ms']:.0f} ms; "
+            f"after a restart {files['restart_ms']:.0f} ms (model loaded in "
+            f"{files['restart_model_load_s']:.1f} s first)"
+        )
+        after = files["engine_after_restart"]
+        print(f"          engine: {files['engine']}; after the restart: {after}")
     for err in run["errors"][:5]:
         print("error:", err)
     return 0

@@ -44,3 +44,14 @@ def test_doctor_shows_each_provider_s_resolved_url_and_key_variable(
     assert "$OPENAI_API_KEY is not set" in out
     assert "[warn] price of my-finetune: not in the price table" in out
     assert "sk-ant-secret-value" not in out + r.stderr
+
+
+def test_doctor_says_whether_gpu_offload_is_active() -> None:
+    from nearline.app.doctor import _gpu_check
+
+    active = _gpu_check(True, -1)
+    assert active.ok and "active: every layer" in active.detail
+    off = _gpu_check(True, 0)
+    assert not off.ok and off.warning and "n_gpu_layers = -1" in off.fix
+    cpu = _gpu_check(False, 20)
+    assert not cpu.ok and "no effect" in cpu.detail and "GGML_CUDA" in cpu.fix

@@ -141,3 +141,43 @@ async def test_the_disk_cache_is_read_on_the_engine_thread(
     assert (result.source, result.text) == (Source.CACHE, " + b")
     assert reads and all(name != threading.main_thread().name for name in reads), reads
     assert engine.calls == []
+
+
+def test_a_keystroke_changes_only_the_end_of_a_line_layout_prompt() -> None:
+    from nearline.completion.context import build_context
+    from nearline.completion.engine.templates import get_template
+    from nearline.completion.service import build_prompt
+
+    def prompt(template: str, typed: str) -> str:
+        lines = split_lines(f"def f(x):\n    return x{typed}\n\nprint(f(1))\n")
+        ctx = build_context(
+            lines,
+            1,
+            12 + len(typed),
+            previous_anchor=0,
+            max_prefix_chars=1200,
+            max_suffix_chars=400,
+        )
+        return build_prompt(get_template(template), ctx, "a.py")
+
+    before, after = prompt("qwen2.5-coder", ""), prompt("qwen2.5-coder", " +")
+    cut = before.index("<|fim_suffix|>")
+    assert after.startswith(before[:cut])  # the code below the cursor came first: unchanged
+    assert "print(f(1))" in before[:cut] and before[cut:] == "<|fim_suffix|><|fim_middle|>"
+    psm_before, psm_after = prompt("qwen2.5-coder-psm", ""), prompt("qwen2.5-coder-psm", " +")
+    assert "print(f(1))" in psm_before[psm_before.index("<|fim_suffix|>") :]  # after the prefix
+    assert not psm_after.startswith(psm_before[: psm_before.index("<|fim_middle|>")])
+
+
+async def test_a_suggestion_the_model_is_unsure_of_is_not_shown(
+    services: list[CompletionService],
+) -> None:
+    import math
+
+    unsure = make(services, FakeEngine(" + b", logprob=math.log(0.3)), min_confidence=0.5)
+    gated = await unsure.complete(view(CODE), *end_of(CODE), "utf-32")
+    assert (gated.source, gated.text) == (Source.NONE, "") and unsure.stats.gated == 1
+    assert unsure.stats.recent[-1]["confidence"] == 0.3
+    sure = make(services, FakeEngine(" + b", logprob=math.log(0.9)), min_confidence=0.5)
+    shown = await sure.complete(view(CODE), *end_of(CODE), "utf-32")
+    assert (shown.source, shown.text) == (Source.MODEL, " + b") and sure.stats.gated == 0

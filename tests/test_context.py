@@ -200,6 +200,7 @@ def test_build_context_mid_line():
         line=1,
         character=4,
         opener_indent=-1,
+        below="\nprint(f(1))\n",
     )
     assert ctx.indent == "    "
 
@@ -211,6 +212,7 @@ def test_build_context_end_of_line():
     assert ctx.line_prefix == "x = foo("
     assert ctx.line_suffix == ""
     assert ctx.suffix == "\ny = 2\n"
+    assert ctx.below == "y = 2\n"
     assert ctx.mode is Mode.LINE
     assert ctx.indent == ""
 

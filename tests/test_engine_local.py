@@ -177,3 +177,13 @@ def test_a_stop_leaves_the_last_token_for_whoever_goes_on(engine: LocalEngine) -
     assert rest.evaluated_tokens == 1  # the last token of the first part, evaluated now
     whole = engine.generate(tokens, max_tokens=6, stop=never, deadline=None, cancel=CancelFlag())
     assert first.tokens + rest.tokens == whole.tokens
+
+
+def test_a_forced_indentation_is_never_followed_by_more_whitespace() -> None:
+    from nearline.completion.engine.llama import _fits_forced
+
+    four = b"    "
+    assert _fits_forced(b"  ", four) and _fits_forced(b"    ", four)
+    assert _fits_forced(b"    def", four) and _fits_forced(b"    return", four)
+    assert not _fits_forced(b"       def", four) and not _fits_forced(b"     ", four)
+    assert not _fits_forced(b"    \t", four) and not _fits_forced(b"x", four)

@@ -12,6 +12,7 @@ from nearline.completion.postprocess import (
     drop_repetition,
     drop_suffix_overlap,
     drop_typed_whitespace,
+    keep_typed_indent,
     limit_scope,
     make_pipeline,
     postprocess,
@@ -236,6 +237,7 @@ def test_pipeline_order():
     assert steps[0].func is limit_scope and steps[0].keywords == {"max_lines": 5}
     assert steps[1:] == (
         drop_typed_whitespace,
+        keep_typed_indent,
         trim_trailing_whitespace,
         drop_suffix_overlap,
         balance_brackets,
@@ -300,3 +302,21 @@ def test_postprocess_only_overlap_is_no_suggestion():
 
 def test_postprocess_leaves_good_suggestion_alone():
     assert postprocess("range(10):", ctx("for i in ")) == "range(10):"
+
+
+# -- indentation at line starts ----------------------------------------------------------------
+
+
+def test_after_auto_indent_the_suggestion_starts_at_the_typed_indentation():
+    # Seen with Qwen2.5-Coder: "   def read_line(...)" after four typed spaces.
+    typed = ctx("    ", before="class Reader:\n")
+    assert postprocess("       def read_line(self):", typed) == "def read_line(self):"
+    assert postprocess("def read_line(self):", typed) == "def read_line(self):"
+    assert keep_typed_indent("\t x = 1", ctx("\t")) == "x = 1"
+
+
+def test_later_lines_and_unindented_lines_keep_their_indentation():
+    body = "if x:\n        y = 1"
+    assert keep_typed_indent("  " + body, block("    ")) == body
+    assert keep_typed_indent("    return x", ctx("")) == "    return x"  # nothing typed
+    assert keep_typed_indent(" + 1", ctx("x =")) == " + 1"  # not a line start

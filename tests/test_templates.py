@@ -20,7 +20,9 @@ SUFFIX = "):\n"
 # The exact prompt each template builds for PREFIX / SUFFIX.
 EXPECTED = {
     "prefix-only": "def f(",
-    "qwen2.5-coder": "<|fim_prefix|>def f(<|fim_suffix|>):\n<|fim_middle|>",
+    "qwen2.5-coder": "<|file_sep|>\n<|fim_prefix|>def f(<|fim_suffix|>):\n<|fim_middle|>",
+    "qwen2.5-coder-psm": "<|fim_prefix|>def f(<|fim_suffix|>):\n<|fim_middle|>",
+    "qwen2.5-coder-spm": "<|fim_suffix|>):\n<|fim_prefix|>def f(<|fim_middle|>",
     "starcoder": "<fim_prefix>def f(<fim_suffix>):\n<fim_middle>",
     "deepseek-coder": "<｜fim▁begin｜>def f(<｜fim▁hole｜>):\n<｜fim▁end｜>",
     "codellama": "<PRE> def f( <SUF>):\n <MID>",
@@ -91,7 +93,7 @@ def test_backslashes_in_code_survive_render():
 
 
 def test_render_empty_prefix_and_suffix():
-    assert get_template("qwen2.5-coder").render("", "") == (
+    assert get_template("qwen2.5-coder-psm").render("", "") == (
         "<|fim_prefix|><|fim_suffix|><|fim_middle|>"
     )
     assert get_template("codellama").render("", "") == "<PRE>  <SUF> <MID>"
@@ -142,7 +144,7 @@ def test_detect_template_checks_markers_are_single_tokens():
         return True
 
     assert detect_template(["Qwen2.5 Coder 1.5B Instruct"], yes).id == "qwen2.5-coder"
-    assert asked == ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"]
+    assert asked == ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>"]
 
 
 def test_detect_template_falls_back_when_markers_are_not_single_tokens():
@@ -180,3 +182,25 @@ def test_get_template_unknown_id_raises_config_error(tid):
     assert repr(tid) in message
     for known in EXPECTED:
         assert known in message
+
+
+def test_context_blocks_go_before_the_hole_with_their_path():
+    qwen = get_template("qwen2.5-coder")
+    assert qwen.suffix == "line"
+    rendered = qwen.render("x = ", "", [("a.py", "y = 2\n")], "a.py")
+    assert rendered == (
+        "<|file_sep|>a.py\ny = 2\n\n"
+        "<|file_sep|>a.py\n<|fim_prefix|>x = <|fim_suffix|><|fim_middle|>"
+    )
+
+
+def test_a_template_without_match_is_never_detected():
+    assert all(not get_template(t).match for t in ("qwen2.5-coder-psm", "qwen2.5-coder-spm"))
+    assert detect_template(["qwen2.5-coder-0.5b"], lambda m: True).id == "qwen2.5-coder"
+
+
+def test_an_unknown_suffix_layout_is_a_config_error():
+    from nearline.completion.engine.templates import _template
+
+    with pytest.raises(ConfigError, match="suffix"):
+        _template("x", {"family": "x", "fim": "{prefix}", "suffix": "middle"})

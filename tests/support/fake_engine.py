@@ -22,16 +22,25 @@ class FakeEngine:
         *,
         token_s: float = 0.0,
         template: FimTemplate | None = None,
+        logprob: float = 0.0,
     ) -> None:
         self.answer_for = answer if callable(answer) else (lambda _prompt: answer)
         self.token_s = token_s
         """Seconds each generated token takes (waited on the cancel flag)."""
+        self.logprob = logprob
+        """log P the model gives each token it generates."""
         self.template = template or get_template("prefix-only")
         self.calls: list[str] = []
         """The prompt of every ``generate``, in order (a carry-on's too)."""
         self.threads: list[str] = []
         self.prefills = 0
         self._last: tuple[tuple[int, ...], str] | None = None
+
+    def counters(self) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        pass
 
     def tokenize(self, text: str) -> list[int]:
         return [ord(ch) for ch in text]
@@ -88,6 +97,7 @@ class FakeEngine:
             evaluated_tokens=len(tokens),
             eval_ms=0.0,
             generate_ms=(time.perf_counter() - t0) * 1000,
+            logprobs=(self.logprob,) * len(out),
         )
 
     def _prompt_and_done(self, tokens: tuple[int, ...]) -> tuple[str, str]:

@@ -32,6 +32,31 @@ def _version(dist: str) -> str | None:
         return None
 
 
+GPU_BUILD = (
+    'reinstall llama-cpp-python for your GPU: CMAKE_ARGS="-DGGML_CUDA=on" (NVIDIA), '
+    '"-DGGML_METAL=on" (Apple), or "-DGGML_VULKAN=on", then set model.n_gpu_layers = -1'
+)
+
+
+def _gpu_check(built: bool, layers: int) -> Check:
+    """Whether the model is offloaded to a GPU: built in and asked for, or why not."""
+    if built and layers:
+        where = "every layer" if layers < 0 else f"{layers} layers"
+        return Check("gpu offload", True, f"active: {where} on the GPU (model.n_gpu_layers)")
+    if built:
+        return Check(
+            "gpu offload",
+            False,
+            "available but off: model.n_gpu_layers = 0",
+            "set model.n_gpu_layers = -1 to offload every layer",
+            warning=True,
+        )
+    detail = "not built in: CPU only" + (
+        f" (model.n_gpu_layers = {layers} has no effect)" if layers else ""
+    )
+    return Check("gpu offload", False, detail, GPU_BUILD, warning=True)
+
+
 def _dependencies() -> list[str]:
     """The distributions nearline's metadata requires (those without a marker), but for
     llama-cpp-python, which is checked on its own below."""
@@ -81,14 +106,7 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
 
         gpu = bool(llama_cpp.llama_supports_gpu_offload())
         yield Check("llama-cpp-python", True, f"{llama_cpp.__version__} importable")
-        yield Check(
-            "gpu offload",
-            gpu,
-            "available (set model.n_gpu_layers)" if gpu else "not built in: CPU only",
-            'reinstall llama-cpp-python with CMAKE_ARGS="-DGGML_CUDA=on" (or -DGGML_METAL=on, '
-            "-DGGML_VULKAN=on) to offload to a GPU",
-            warning=True,
-        )
+        yield _gpu_check(gpu, settings.model.n_gpu_layers)
     except Exception as exc:
         yield Check(
             "llama-cpp-python",

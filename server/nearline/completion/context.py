@@ -40,6 +40,9 @@ class CompletionContext:
     opener_indent: int = -1
     """Block mode: indentation of the line that opens the block; a suggested line indented no
     deeper ends the block."""
+    below: str = ""
+    """The window's whole lines after the cursor's line (``suffix`` without the line's
+    rest): text that typing on the cursor's line does not change."""
 
     @property
     def indent(self) -> str:
@@ -127,9 +130,10 @@ def build_context(
     anchor = choose_anchor(lines, line, line_prefix, previous_anchor, max_prefix_chars, keep_ratio)
     prefix = "".join(lines[anchor:line]) + line_prefix
     mode, opener_indent = detect_mode(lines, line, line_prefix, line_suffix)
+    suffix = suffix_text(lines, line, line_suffix, max_suffix_chars)
     return CompletionContext(
         prefix=prefix,
-        suffix=suffix_text(lines, line, line_suffix, max_suffix_chars),
+        suffix=suffix,
         line_prefix=line_prefix,
         line_suffix=line_suffix.rstrip("\r\n"),
         mode=mode,
@@ -137,4 +141,5 @@ def build_context(
         line=line,
         character=character,
         opener_indent=opener_indent,
+        below=suffix[len(line_suffix) :],
     )

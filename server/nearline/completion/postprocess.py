@@ -5,7 +5,8 @@ An empty string from any filter means "no suggestion". Order matters and is the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from nearline.completion.context import CompletionContext, Mode, trailing_whitespace
@@ -24,6 +25,15 @@ def drop_typed_whitespace(text: str, ctx: CompletionContext) -> str:
     while n < len(ws) and n < len(text) and text[n] == ws[n]:
         n += 1
     return text[n:]
+
+
+def keep_typed_indent(text: str, ctx: CompletionContext) -> str:
+    """On a line holding only the indentation the editor put there, the suggestion starts at
+    that indentation: whitespace it adds on its first line would misindent it on Tab."""
+    if ctx.line_prefix and not ctx.line_prefix.strip():
+        first, newline, rest = text.partition("\n")
+        return first.lstrip(" \t") + newline + rest
+    return text
 
 
 def limit_scope(text: str, ctx: CompletionContext, max_lines: int = 8) -> str:
@@ -151,6 +161,7 @@ def make_pipeline(max_block_lines: int = 8) -> tuple[Filter, ...]:
     return (
         partial(limit_scope, max_lines=max_block_lines),
         drop_typed_whitespace,
+        keep_typed_indent,
         trim_trailing_whitespace,
         drop_suffix_overlap,
         balance_brackets,
@@ -169,3 +180,15 @@ def postprocess(text: str, ctx: CompletionContext, pipeline: tuple[Filter, ...] 
         if not text:
             return ""
     return text
+
+
+def confidence(logprobs: Sequence[float]) -> float:
+    """How sure the model was of a suggestion: the geometric mean of its tokens'
+    probabilities (1.0 for none)."""
+    return math.exp(sum(logprobs) / len(logprobs)) if logprobs else 1.0
+
+
+def worth_showing(text: str, logprobs: Sequence[float], min_confidence: float) -> str:
+    """``text``, or nothing when the model was too unsure of it: a suggestion shown and not
+    taken costs the person a look, and teaches them to ignore the ghost text."""
+    return text if confidence(logprobs) >= min_confidence else ""

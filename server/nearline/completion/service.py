@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import threading
 import time
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from nearline.catalog import resolve_model_path
@@ -24,8 +25,16 @@ from nearline.completion.context import (
     trailing_whitespace,
 )
 from nearline.completion.engine.base import CompletionEngine, Generation, StopReason
+from nearline.completion.engine.kvstate import KvStates
 from nearline.completion.engine.llama import LocalEngine
-from nearline.completion.postprocess import limit_scope, make_pipeline, postprocess
+from nearline.completion.engine.templates import FimTemplate
+from nearline.completion.postprocess import (
+    confidence,
+    limit_scope,
+    make_pipeline,
+    postprocess,
+    worth_showing,
+)
 from nearline.completion.scheduler import Job, Priority, Scheduler
 from nearline.completion.typethrough import ShownSuggestions
 from nearline.config import Settings
@@ -82,6 +91,8 @@ class Stats:
     warmups: int = 0
     errors: int = 0
     accepted: int = 0
+    gated: int = 0
+    """Suggestions not shown: the model was too unsure of them."""
     recent: collections.deque[dict[str, Any]] = field(
         default_factory=lambda: collections.deque(maxlen=RECENT)
     )
@@ -90,6 +101,16 @@ class Stats:
         data = {k: v for k, v in self.__dict__.items() if k != "recent"}
         data["recent"] = list(self.recent)
         return data
+
+
+def build_prompt(template: FimTemplate, ctx: CompletionContext, path: str) -> str:
+    """The prompt for ``ctx``: with a ``line`` template, the rest of the cursor's line in the
+    hole and the lines below it as a context block before it, so that a keystroke changes
+    only the end of the prompt's tokens (the KV cache keeps the rest)."""
+    if template.suffix == "line" and template.context:
+        blocks = [(path, ctx.below)] if ctx.below.strip() else []
+        return template.render(prompt_prefix(ctx), ctx.line_suffix, blocks, path)
+    return template.render(prompt_prefix(ctx), ctx.suffix, path=path)
 
 
 def _line_mode_stop(ctx: CompletionContext, max_lines: int) -> Callable[[str], int | None]:
@@ -171,8 +192,8 @@ class CompletionService:
         self._anchors.pop(uri, None)
         self.shown.forget(uri)
 
-    def _prompt(self, ctx: CompletionContext) -> str:
-        return self.engine.template.render(prompt_prefix(ctx), ctx.suffix)
+    def _prompt(self, ctx: CompletionContext, uri: str) -> str:
+        return build_prompt(self.engine.template, ctx, PurePosixPath(uri).name)
 
     def _key(self, ctx: CompletionContext, prompt: str) -> str:
         return cache_key(
@@ -202,7 +223,7 @@ class CompletionService:
             return self._result(remainder, Source.TYPING_THROUGH, ctx, t0, request_id=request_id)
 
         await self.wait_loaded()
-        prompt = self._prompt(ctx)
+        prompt = self._prompt(ctx, view.uri)
         key = self._key(ctx, prompt)
         cached = self.cache.get(key)  # memory only: the disk is read on the engine thread
         if cached is None:
@@ -224,7 +245,7 @@ class CompletionService:
             return self._result("", Source.SUPERSEDED, ctx, t0, request_id=request_id)
 
         self.stats.model_calls += 1
-        text = postprocess(generation.text, ctx, self._pipeline)
+        text = self._finish(generation.text, generation.logprobs, ctx)
         if generation.stop_reason is StopReason.BUDGET:
             self.stats.budget_hits += 1
             self._carry_on(view.uri, ctx, prompt, key, generation)
@@ -232,6 +253,24 @@ class CompletionService:
             self.cache.put(key, text)
         self.shown.remember(view.uri, ctx, text)
         return self._result(text, Source.MODEL, ctx, t0, generation, request_id=request_id)
+
+    def _finish(
+        self,
+        raw: str,
+        logprobs: Sequence[float],
+        ctx: CompletionContext,
+        *,
+        extended: bool = False,
+    ) -> str:
+        """The suggestion to show: post-processed, and gated on the model's confidence (a
+        suggestion already shown in part is only ever extended, never taken back)."""
+        text = postprocess(raw, ctx, self._pipeline)
+        if extended:
+            return text
+        shown = worth_showing(text, logprobs, self.settings.completion.min_confidence)
+        if text and not shown:
+            self.stats.gated += 1
+        return shown
 
     def _load_or_generate(
         self,
@@ -315,7 +354,9 @@ class CompletionService:
             rest = self._generate(ctx, prompt, None, cancel, prior=first.tokens)
             if rest.stop_reason is StopReason.CANCELLED:
                 return
-            text = postprocess(first.text + rest.text, ctx, self._pipeline)
+            text = self._finish(
+                first.text + rest.text, first.logprobs + rest.logprobs, ctx, extended=True
+            )
             self.cache.put(key, text)
             self.shown.extend(uri, ctx, text)
             if self.on_extended is not None:
@@ -330,7 +371,7 @@ class CompletionService:
         ctx = self.context_for(view, line, character, encoding)
 
         def run(cancel: threading.Event) -> None:
-            self.engine.prefill(self.engine.tokenize(self._prompt(ctx)), cancel)
+            self.engine.prefill(self.engine.tokenize(self._prompt(ctx, view.uri)), cancel)
             self.stats.warmups += 1
 
         self.scheduler.submit(Job(run=run, key=view.uri, priority=Priority.BACKGROUND))
@@ -361,6 +402,7 @@ class CompletionService:
                 generated_tokens=len(generation.tokens),
                 prompt_tokens=generation.prompt_tokens,
                 stop_reason=generation.stop_reason.value,
+                confidence=round(confidence(generation.logprobs), 4),
             )
         self.stats.recent.append(record)
         return CompletionResult(
@@ -376,14 +418,15 @@ class CompletionService:
     def close(self) -> None:
         self.scheduler.close()
         self.cache.close()
+        self.engine.close()
 
 
 def build_service(settings: Settings) -> CompletionService:
     """A service whose engine loads on its own thread as its first job."""
     opts = settings.cache
-    disk_dir = (Path(opts.dir).expanduser() if opts.dir else cache_dir()) / "completions"
+    folder = Path(opts.dir).expanduser() if opts.dir else cache_dir()
     cache = CompletionCache(
-        disk_dir if opts.enable_disk else None,
+        folder / "completions" if opts.enable_disk else None,
         memory_entries=opts.memory_entries,
         disk_size_mb=opts.disk_size_mb,
     )
@@ -397,5 +440,25 @@ def build_service(settings: Settings) -> CompletionService:
 
         engine = LocalEngine(Path("<missing>"), settings.model)
         return CompletionService(settings, engine, cache, load=fail)
-    engine = LocalEngine(path, settings.model)
+    engine = LocalEngine(path, settings.model, kv_states_for(path, settings, folder))
     return CompletionService(settings, engine, cache, load=engine.load)
+
+
+def kv_states_for(path: Path, settings: Settings, folder: Path) -> KvStates | None:
+    """Where the model's evaluated windows are kept: memory, and the cache folder's ``kv``."""
+    opts = settings.cache
+    if not opts.kv_memory_mb and not opts.kv_disk_mb:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    model = settings.model
+    key = f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}:{model.n_ctx}:{model.flash_attn}"
+    disk = opts.enable_disk and opts.kv_disk_mb > 0
+    return KvStates(
+        key,
+        memory_bytes=opts.kv_memory_mb << 20,
+        disk_dir=folder / "kv" / hashlib.sha1(key.encode()).hexdigest()[:16] if disk else None,
+        disk_bytes=opts.kv_disk_mb << 20,
+    )

@@ -47,6 +47,9 @@ class ModelSettings:
     """Layers to offload to the GPU (-1: all) where llama.cpp was built with GPU support."""
     flash_attn: bool = True
     """llama.cpp's flash attention: faster prompt evaluation on CPU and GPU."""
+    draft_tokens: int = 3
+    """Speculative decoding by prompt lookup: up to this many draft tokens, taken from where
+    the last tokens occurred before in the window, checked in one batch (0: off)."""
 
     @property
     def threads(self) -> int:
@@ -63,6 +66,7 @@ class ModelSettings:
         _check(self.n_ctx >= 256, "model.n_ctx", self.n_ctx, "an integer >= 256")
         _check(1 <= self.n_batch <= 2048, "model.n_batch", self.n_batch, "1..2048")
         _check(self.n_gpu_layers >= -1, "model.n_gpu_layers", self.n_gpu_layers, "-1 or more")
+        _check(0 <= self.draft_tokens <= 16, "model.draft_tokens", self.draft_tokens, "0..16")
         if self.n_threads is not None:
             _check(self.n_threads >= 1, "model.n_threads", self.n_threads, "an integer >= 1")
 
@@ -82,6 +86,9 @@ class CompletionSettings:
     max_document_bytes: int = 2_000_000
     """Larger documents get no completions (and one message)."""
     warmup: bool = True
+    min_confidence: float = 0.0
+    """A suggestion is shown only when the geometric mean of its tokens' probabilities is at
+    least this (0: always)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -106,6 +113,12 @@ class CompletionSettings:
             value = getattr(self, key)
             _check(1 <= value <= 1024, f"completion.{key}", value, "1..1024")
         _check(
+            0.0 <= self.min_confidence <= 1.0,
+            "completion.min_confidence",
+            self.min_confidence,
+            "a number in 0..1",
+        )
+        _check(
             self.max_document_bytes >= 1024,
             "completion.max_document_bytes",
             self.max_document_bytes,
@@ -120,9 +133,17 @@ class CacheSettings:
     disk_size_mb: int = 64
     memory_entries: int = 4096
     enable_disk: bool = True
+    kv_memory_mb: int = 256
+    """Evaluated prompt windows kept in memory, one per recently used document: switching back
+    to a document restores its window instead of evaluating it (0: none kept)."""
+    kv_disk_mb: int = 512
+    """Evaluated windows kept on disk, so reopening a file or restarting restores them (0:
+    none)."""
 
     def __post_init__(self) -> None:
         _check(self.disk_size_mb >= 1, "cache.disk_size_mb", self.disk_size_mb, "an integer >= 1")
+        for key in ("kv_memory_mb", "kv_disk_mb"):
+            _check(getattr(self, key) >= 0, f"cache.{key}", getattr(self, key), "an integer >= 0")
         _check(
             self.memory_entries >= 1, "cache.memory_entries", self.memory_entries, "an integer >= 1"
         )

@@ -32,6 +32,8 @@ class Generation:
     evaluated_tokens: int
     eval_ms: float
     generate_ms: float
+    logprobs: tuple[float, ...] = ()
+    """log P of each generated token, as the model gave it (greedy: the most likely)."""
 
 
 StopRule = Callable[[str], "int | None"]
@@ -61,4 +63,13 @@ class CompletionEngine(Protocol):
         """Greedy completion of ``tokens``, beginning with ``forced_prefix`` (whitespace the
         prompt left out; see ``context.prompt_prefix``). Every call runs on the scheduler's
         one thread."""
+        ...
+
+    def counters(self) -> dict[str, int]:
+        """What the engine did beyond plain decoding (kept KV states restored, drafts
+        accepted, ...), for ``nearline/stats``."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what the engine keeps (the KV states' disk store)."""
         ...

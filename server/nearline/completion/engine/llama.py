@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,7 @@ import numpy as np
 
 from nearline.catalog import check_model_file
 from nearline.completion.engine.base import Generation, StopReason, StopRule
+from nearline.completion.engine.kvstate import KvState, KvStates, as_tokens
 from nearline.completion.engine.templates import FimTemplate, detect_template, get_template
 from nearline.config import ModelSettings
 from nearline.errors import ModelError
@@ -113,10 +115,69 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+def _logprob(logits: np.ndarray, token: int) -> float:
+    """log P(token) under the softmax of ``logits``."""
+    top = float(logits.max())
+    return float(logits[token]) - top - math.log(float(np.exp(logits - top).sum()))
+
+
+class PromptLookup:
+    """Draft tokens by prompt lookup: the tokens that followed the last place where the
+    sequence's last ``NGRAM`` tokens occurred before (in the prompt or the generation). Code
+    repeats itself (names, calls, patterns); a draft is only a guess, checked by the model in
+    one batch."""
+
+    NGRAM = 3
+
+    def __init__(self, tokens: Sequence[int]) -> None:
+        self.tokens = np.asarray(tokens, dtype=np.int64)
+        self._more: list[int] = []
+
+    def add(self, token: int) -> None:
+        self._more.append(token)
+
+    def draft(self, k: int) -> list[int]:
+        if k <= 0:
+            return []
+        seq = np.concatenate([self.tokens, np.asarray(self._more, dtype=np.int64)])
+        n = self.NGRAM
+        if len(seq) <= n:
+            return []
+        tail = seq[-n:]
+        body = seq[:-1]  # a match must have a token after it
+        hits = np.ones(len(body) - n + 1, dtype=bool)
+        for i in range(n):
+            hits &= body[i : len(body) - n + 1 + i] == tail[i]
+        found = np.flatnonzero(hits)
+        if not len(found):
+            return []
+        start = int(found[-1]) + n
+        return [int(t) for t in seq[start : start + k]]
+
+
+def _fits_forced(piece: bytes, needed: bytes) -> bool:
+    """A token may begin a generation that must begin with the whitespace ``needed`` (typed
+    before the cursor): it is a start of it, or it is all of it followed by something other
+    than more whitespace (four typed spaces never become seven)."""
+    if needed.startswith(piece):
+        return True
+    return piece.startswith(needed) and piece[len(needed) : len(needed) + 1] not in (b" ", b"\t")
+
+
+KV_SWITCH_MIN = 32
+"""A kept state is restored only when it saves evaluating at least this many tokens."""
+KV_KEEP_MIN = 64
+"""Windows shorter than this are cheap to evaluate again: not kept."""
+
+
 class LocalEngine:
-    def __init__(self, path: Path, settings: ModelSettings) -> None:
+    def __init__(
+        self, path: Path, settings: ModelSettings, kv_states: KvStates | None = None
+    ) -> None:
         self.path = path
         self.settings = settings
+        self.kv_states = kv_states
+        """Evaluated windows kept in memory and on disk (None: none kept)."""
         self.model_id = path.stem
         self.template: FimTemplate = get_template("prefix-only")
         self.metadata: dict[str, str] = {}
@@ -127,6 +188,8 @@ class LocalEngine:
         self._allowed_cache: dict[bytes, Any] = {}
         self._abort = AbortFlag()
         self._abortable = False
+        self.drafts_offered = 0
+        self.drafts_accepted = 0
         self._step_s = 0.0
         """How long one token's decode takes (a moving average): a generation with a deadline
         stops when the next decode would end past it."""
@@ -210,8 +273,7 @@ class LocalEngine:
         allowed = self._allowed_cache.get(needed)
         if allowed is None:
             allowed = np.array(
-                [t for t, p in self._space_pieces if p.startswith(needed) or needed.startswith(p)],
-                dtype=np.intp,
+                [t for t, p in self._space_pieces if _fits_forced(p, needed)], dtype=np.intp
             )
             if len(self._allowed_cache) > 64:
                 self._allowed_cache.clear()
@@ -232,12 +294,22 @@ class LocalEngine:
         limit = self._llm.n_ctx() - room
         return tokens if len(tokens) <= limit else tokens[len(tokens) - limit :]
 
-    def _decode(self, tokens: Sequence[int]) -> None:
-        """``Llama.eval``; ``_Aborted`` when the abort flag stopped it. Then ``n_tokens`` has not
-        moved, and the next evaluation removes whatever the stopped batch left in the cache."""
+    def _decode(self, tokens: Sequence[int], *, all_logits: bool = False) -> None:
+        """``Llama.eval`` (``all_logits``: one batch with every row's logits, for checking a
+        draft); ``_Aborted`` when the abort flag stopped it. Then ``n_tokens`` has not moved,
+        and the next evaluation removes whatever the stopped batch left in the cache."""
+        llm = self._llm
         t0 = time.perf_counter()
         try:
-            self._llm.eval(tokens)
+            if all_logits:
+                n_past = llm.n_tokens
+                llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+                llm._batch.set_batch(batch=tokens, n_past=n_past, logits_all=True)
+                llm._ctx.decode(llm._batch)
+                llm.input_ids[n_past : n_past + len(tokens)] = tokens
+                llm.n_tokens += len(tokens)
+            else:
+                llm.eval(tokens)
         except RuntimeError:
             if self._abort.raised:
                 raise _Aborted() from None
@@ -270,6 +342,8 @@ class LocalEngine:
         set."""
         llm = self._llm
         reused = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        if self.kv_states is not None and len(tokens) - reused > KV_SWITCH_MIN:
+            reused = self._switch_state(tokens, reused)
         if reused == len(tokens):
             reused -= 1  # evaluate the last token again to have its logits
         if not llm._ctx.kv_cache_seq_rm(-1, reused, -1):
@@ -288,8 +362,112 @@ class LocalEngine:
 
     def prefill(self, tokens: Sequence[int], cancel: threading.Event) -> int:
         with self._abort_on(cancel):
-            _, evaluated, _ = self._eval_prompt(self._fit(tokens, 64), cancel)
+            _, evaluated, finished = self._eval_prompt(self._fit(tokens, 64), cancel)
+        if finished:
+            self._keep(memory=False)  # a window worth keeping across restarts
         return evaluated
+
+    def _keep(self, *, memory: bool) -> None:
+        """Keep the window the cache holds: on disk unless a kept one holds all but its last
+        ``KV_SWITCH_MIN`` tokens, and in memory when ``memory`` (leaving it for another)."""
+        kv, n = self.kv_states, self._llm.n_tokens if self._llm is not None else 0
+        if kv is None or n < KV_KEEP_MIN:
+            return
+        new_on_disk = not kv.on_disk(as_tokens(self._llm.input_ids[:n]), KV_SWITCH_MIN)
+        if not (memory or new_on_disk):
+            return
+        state = self._current_state()
+        if memory:
+            kv.remember(state)
+        if new_on_disk:
+            kv.save(state)
+
+    # -- kept states ---------------------------------------------------------------------------
+    def _switch_state(self, tokens: Sequence[int], reused: int) -> int:
+        """Restore the kept state that shares the most tokens with ``tokens``, when it beats
+        the cache's own ``reused`` by ``KV_SWITCH_MIN``; what the cache held is kept first, for
+        switching back. Returns the tokens now reused."""
+        assert self.kv_states is not None
+        self._keep(memory=True)  # leaving this window: keep it for coming back
+        wanted = as_tokens(tokens)
+        found, state, disk_key = self.kv_states.best(wanted)
+        if found < reused + KV_SWITCH_MIN:
+            return reused
+        if state is None and disk_key is not None:
+            state = self.kv_states.load(disk_key)
+            if state is None:
+                return reused
+        assert state is not None
+        if not self._restore(state):
+            self.kv_states.forget(disk_key, state)
+            return 0
+        if disk_key is not None:
+            self.kv_states.stats.disk_restores += 1
+            self.kv_states.remember(state)
+        else:
+            self.kv_states.stats.memory_restores += 1
+        return min(found, len(state.tokens))
+
+    def _current_state(self) -> KvState:
+        """The cache's sequence as it is: its tokens and llama.cpp's copy of its cells."""
+        import llama_cpp
+
+        llm = self._llm
+        n = llm.n_tokens
+        llm._ctx.kv_cache_seq_rm(0, n, -1)  # what an aborted batch may have left past n
+        ctx = llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        return KvState(as_tokens(llm.input_ids[:n]), ctypes.string_at(buffer, written))
+
+    def _restore(self, state: KvState) -> bool:
+        """Put ``state`` in the cache; False (and an empty cache) when llama.cpp refuses it."""
+        import llama_cpp
+
+        llm = self._llm
+        source = ctypes.cast(ctypes.c_char_p(state.data), ctypes.POINTER(ctypes.c_uint8))
+        if not llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, source, len(state.data), 0):
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            llm.n_tokens = 0
+            log.info("a kept KV state was refused; evaluating the window instead")
+            return False
+        n = len(state.tokens)
+        llm.input_ids[:n] = state.tokens
+        llm.n_tokens = n
+        return True
+
+    def counters(self) -> dict[str, int]:
+        """What the engine did beyond plain decoding (for ``nearline/stats``)."""
+        kv = self.kv_states.stats if self.kv_states is not None else None
+        counts = {f"kv_{k}": v for k, v in vars(kv).items()} if kv is not None else {}
+        return counts | {
+            "drafts_offered": self.drafts_offered,
+            "drafts_accepted": self.drafts_accepted,
+        }
+
+    def _logits(self, row: int) -> np.ndarray:
+        """The logits of a row of the last batch (-1: its last)."""
+        return np.ctypeslib.as_array(
+            ctypes.cast(self._llm._ctx.get_logits_ith(row), ctypes.POINTER(ctypes.c_float)),
+            shape=(self._llm.n_vocab(),),
+        )
+
+    def _drop_last(self, n: int) -> None:
+        """Take the last ``n`` tokens out of the cache (a draft that was not taken)."""
+        llm = self._llm
+        llm.n_tokens -= n
+        llm._ctx.kv_cache_seq_rm(0, llm.n_tokens, -1)
+
+    def close(self) -> None:
+        """Keep the last window on disk (for the next start), and close the store. On the
+        engine's thread or after it stopped."""
+        if self.kv_states is not None:
+            try:
+                self._keep(memory=False)
+            except Exception:  # never in the way of a shutdown
+                log.debug("could not keep the last KV state", exc_info=True)
+            self.kv_states.close()
 
     def generate(
         self,
@@ -321,11 +499,17 @@ class LocalEngine:
         reused, evaluated, finished = self._eval_prompt(tokens, cancel)
         t1 = time.perf_counter()
         out: list[int] = []
+        logprobs: list[float] = []
         text = ""
         reason = StopReason.CANCELLED if not finished else StopReason.LENGTH
         context = list(tokens[-8:])
-        n_vocab = llm.n_vocab()
         needed = forced_prefix.encode("utf-8")
+        lookup = PromptLookup(tokens) if self.settings.draft_tokens else None
+        ready = [-1]
+        """Batch rows whose logits give the next tokens, in order (after an accepted draft the
+        cache holds the token already)."""
+        drafted: list[int] = []
+        """Draft tokens in the cache after the last accepted token."""
         while finished and len(out) < max_tokens:
             if cancel.is_set():
                 reason = StopReason.CANCELLED
@@ -334,10 +518,7 @@ class LocalEngine:
                 # At least one token: a client that never asks again still sees a start.
                 reason = StopReason.BUDGET
                 break
-            logits = np.ctypeslib.as_array(
-                ctypes.cast(llm._ctx.get_logits_ith(-1), ctypes.POINTER(ctypes.c_float)),
-                shape=(n_vocab,),
-            )
+            logits = self._logits(ready.pop(0))
             allowed = self._allowed(needed) if needed else None
             if allowed is not None:
                 token = int(allowed[np.argmax(logits[allowed])])
@@ -346,10 +527,19 @@ class LocalEngine:
             else:
                 token = int(np.argmax(logits))
                 needed = b""
+            if drafted and token == drafted[0]:
+                drafted.pop(0)
+                self.drafts_accepted += 1
+            elif drafted:  # the model went another way: forget the rest of the draft
+                self._drop_last(len(drafted))
+                drafted, ready = [], []
             if token in self._stop_ids or llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
                 reason = StopReason.STOP
                 break
             out.append(token)
+            logprobs.append(_logprob(logits, token))
+            if lookup is not None:
+                lookup.add(token)
             text = llm.detokenize(out, prev_tokens=context).decode("utf-8", "ignore")
             cut = stop(text)
             if cut is not None:
@@ -360,14 +550,29 @@ class LocalEngine:
             # out of the cache, and whoever goes on (carry-on, next keystroke) evaluates it.
             if len(out) >= max_tokens:
                 break
-            if deadline is not None and time.perf_counter() + self._step_s >= deadline:
-                reason = StopReason.BUDGET  # the next token would come after the deadline
-                break
+            if ready:
+                continue  # an accepted draft: its successor's logits are computed already
+            room = max_tokens - len(out) - 1
+            draft = lookup.draft(min(room, self.settings.draft_tokens)) if lookup else []
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                draft = draft[: max(0, int(left / max(self._step_s, 1e-3) * 0.7) - 1)]
+                if not draft and self._step_s >= left:
+                    reason = StopReason.BUDGET  # the next token would come after the deadline
+                    break
             try:
-                self._decode([token])
+                if draft:
+                    self._decode([token, *draft], all_logits=True)
+                    self.drafts_offered += len(draft)
+                    ready, drafted = list(range(len(draft) + 1)), list(draft)
+                else:
+                    self._decode([token])
+                    ready = [-1]
             except _Aborted:
                 reason = StopReason.CANCELLED
                 break
+        if drafted:  # drafts past the end: out of the cache, as if never evaluated
+            self._drop_last(len(drafted))
         t2 = time.perf_counter()
         return Generation(
             text=text,
@@ -378,4 +583,5 @@ class LocalEngine:
             evaluated_tokens=evaluated,
             eval_ms=(t1 - t0) * 1000,
             generate_ms=(t2 - t1) * 1000,
+            logprobs=tuple(logprobs),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -13,7 +13,8 @@ from nearline.errors import ConfigError
 from nearline.paths import bundled_data_dir
 
 PREFIX_ONLY = "prefix-only"
-_PLACEHOLDER = re.compile(r"\{(prefix|suffix)\}")
+_PLACEHOLDER = re.compile(r"\{(prefix|suffix|path|text)\}")
+SUFFIX_LAYOUTS = ("window", "line")
 
 
 @dataclass(frozen=True)
@@ -24,15 +25,34 @@ class FimTemplate:
     match: tuple[str, ...]
     markers: tuple[str, ...]
     stop: tuple[str, ...]
+    context: str = ""
+    """A block placed before the hole, with ``{path}`` and ``{text}``: code the model should
+    see that does not change while the person types (the code below the cursor, other
+    files). Empty: no blocks."""
+    suffix: str = "window"
+    """What goes into the hole after the cursor: the whole suffix ``window``, or only the
+    rest of the cursor's ``line`` (the code below it then goes into a context block, where
+    a keystroke does not make the model evaluate it again)."""
 
     @property
     def uses_suffix(self) -> bool:
         return "{suffix}" in self.fim
 
-    def render(self, prefix: str, suffix: str) -> str:
-        """The prompt string; substitutes in one pass so braces in code are left alone."""
-        values = {"prefix": prefix, "suffix": suffix}
-        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.fim)
+    def render(
+        self,
+        prefix: str,
+        suffix: str,
+        blocks: Sequence[tuple[str, str]] = (),
+        path: str = "",
+    ) -> str:
+        """The prompt: the context ``blocks`` ((path, text) each), then the hole (``path``:
+        the document's). Substitutes in one pass so braces in code are left alone."""
+        head = "".join(_fill(self.context, {"path": p, "text": text}) for p, text in blocks)
+        return head + _fill(self.fim, {"prefix": prefix, "suffix": suffix, "path": path})
+
+
+def _fill(pattern: str, values: Mapping[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), pattern)
 
 
 def _template(tid: str, raw: Mapping[str, Any]) -> FimTemplate:
@@ -44,9 +64,18 @@ def _template(tid: str, raw: Mapping[str, Any]) -> FimTemplate:
             match=tuple(str(m).lower() for m in raw.get("match", [])),
             markers=tuple(str(m) for m in raw.get("markers", [])),
             stop=tuple(str(s) for s in raw.get("stop", [])),
+            context=str(raw.get("context", "")),
+            suffix=_suffix_layout(tid, raw.get("suffix", "window")),
         )
     except KeyError as exc:
         raise ConfigError(f"templates.toml: [{tid}] lacks the key {exc.args[0]!r}") from None
+
+
+def _suffix_layout(tid: str, value: Any) -> str:
+    if value not in SUFFIX_LAYOUTS:
+        allowed = " | ".join(SUFFIX_LAYOUTS)
+        raise ConfigError(f"templates.toml: [{tid}] suffix = {value!r}; expected {allowed}")
+    return str(value)
 
 
 @lru_cache(maxsize=1)

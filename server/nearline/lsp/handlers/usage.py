@@ -40,5 +40,6 @@ def stats(conn: Connection) -> dict[str, Any]:
             load_error=str(error) if error else None,
             model=service.engine.model_id,
             template=service.engine.template.id,
+            engine=service.engine.counters(),
         )
     return data
