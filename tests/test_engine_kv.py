@@ -135,3 +135,30 @@ def test_memory_states_are_bounded_and_most_recent_stay() -> None:
     assert kept == [2, 3, 4]
     found, state, key = kv.best(as_tokens([3] * 12))
     assert found == 10 and state is not None and key is None
+
+
+def test_a_keystroke_before_a_suffix_keeps_the_suffix_and_a_warm_up_makes_it_exact(make) -> None:  # type: ignore[no-untyped-def]
+    # A FIM-like prompt: the prefix, then a suffix that a keystroke does not change, then one
+    # marker token. The keystroke is spliced in before the suffix (the suffix's cells kept).
+    engine, fresh = make(), make()
+    suffix = engine.tokenize("\n" + FILE_B)[1:]
+    marker = engine.tokenize("\n")[-1:]
+    before = engine.tokenize(FILE_A + "    total")
+    typed = engine.tokenize(FILE_A + "    total +=")
+    assert typed[: len(before) - 1] == before[: len(before) - 1]
+    engine.generate(
+        before + suffix + marker, max_tokens=4, stop=never, deadline=None, cancel=CANCEL
+    )
+    spliced = engine.generate(
+        typed + suffix + marker, max_tokens=4, stop=never, deadline=None, cancel=CANCEL
+    )
+    assert engine.counters()["splices"] == 1
+    assert spliced.evaluated_tokens <= len(typed) - len(before) + 3  # not the suffix again
+    engine.prefill(typed + suffix + marker, CANCEL)  # a warm-up evaluates the kept cells anew
+    warm = engine.generate(
+        typed + suffix + marker, max_tokens=8, stop=never, deadline=None, cancel=CANCEL
+    )
+    cold = fresh.generate(
+        typed + suffix + marker, max_tokens=8, stop=never, deadline=None, cancel=CANCEL
+    )
+    assert warm.text == cold.text

@@ -115,6 +115,30 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+def _add_scratch_sequence(llm: Any) -> bool:
+    """Give ``llm`` a context with a second sequence sharing the first's cells (``Llama``
+    makes one with a single sequence), for ``LocalEngine._splice``. False (the context as it
+    was) where llama.cpp cannot shift cells or make that context."""
+    import llama_cpp
+    from llama_cpp import _internals
+
+    params = llm.context_params
+    params.n_seq_max, params.kv_unified = 2, True
+    try:
+        ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+    except Exception as exc:
+        log.info("no scratch sequence (%s): a keystroke before a suffix evaluates it again", exc)
+        params.n_seq_max, params.kv_unified = 1, False
+        return False
+    if not llama_cpp.llama_memory_can_shift(ctx.memory):
+        ctx.close()
+        params.n_seq_max, params.kv_unified = 1, False
+        return False
+    old, llm._ctx = llm._ctx, llm._stack.enter_context(contextlib.closing(ctx))
+    old.close()
+    return True
+
+
 def _logprob(logits: np.ndarray, token: int) -> float:
     """log P(token) under the softmax of ``logits``."""
     top = float(logits.max())
@@ -168,6 +192,14 @@ KV_SWITCH_MIN = 32
 """A kept state is restored only when it saves evaluating at least this many tokens."""
 KV_KEEP_MIN = 64
 """Windows shorter than this are cheap to evaluate again: not kept."""
+SPLICE_MIN_TAIL = 8
+"""A tail kept across an edit must be at least this long to be worth the splice."""
+SPLICE_MAX_MIDDLE = 48
+SCRATCH_SEQ = 1
+"""The sequence a kept tail waits in while tokens go in before it."""
+REFRESH_BATCH = 4
+"""Tokens per step when a warm-up refreshes kept cells: a keystroke waits at most one step."""
+"""Edits whose tokens (old or new) are more than this are evaluated as usual."""
 
 
 class LocalEngine:
@@ -190,6 +222,11 @@ class LocalEngine:
         self._abortable = False
         self.drafts_offered = 0
         self.drafts_accepted = 0
+        self.splices = 0
+        self._splicing = False
+        """Whether the context has the scratch sequence that ``_splice`` needs."""
+        self._stale: int | None = None
+        """The first position whose cells were kept across an edit (see ``_splice``)."""
         self._step_s = 0.0
         """How long one token's decode takes (a moving average): a generation with a deadline
         stops when the next decode would end past it."""
@@ -219,6 +256,7 @@ class LocalEngine:
                 f"model file {self.path} could not be loaded ({exc}); it may be corrupt or "
                 "made for a newer llama.cpp: download it again, or choose another model"
             ) from None
+        self._splicing = _add_scratch_sequence(self._llm)
         self._abortable = self._abort.install(self._llm.ctx)
         self.metadata = dict(self._llm.metadata)
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and (
@@ -336,12 +374,22 @@ class LocalEngine:
             hooks.remove(self._abort.raise_)
             self._abort.clear()
 
-    def _eval_prompt(self, tokens: Sequence[int], cancel: threading.Event) -> tuple[int, int, bool]:
-        """Bring the KV cache to ``tokens``, keeping the common prefix already there; returns
-        (reused, evaluated, finished). Stops between batches, or inside one, when ``cancel`` is
-        set."""
+    def _eval_prompt(
+        self, tokens: Sequence[int], cancel: threading.Event, *, fresh: bool = False
+    ) -> tuple[int, int, bool]:
+        """Bring the KV cache to ``tokens``, keeping the common prefix already there, and,
+        when only a few tokens in the middle changed (a keystroke before a FIM suffix), the
+        common tail too (``_splice``); returns (reused, evaluated, finished). ``fresh``: no
+        tail kept from before an edit (a warm-up refreshes them). Stops between batches, or
+        inside one, when ``cancel`` is set."""
         llm = self._llm
         reused = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        if fresh and self._stale is not None and self._stale < reused:
+            reused = self._stale  # cells past it were kept across an edit: a warm-up redoes them
+        if self._splicing and not fresh and len(tokens) - reused > 2:
+            spliced = self._splice(tokens, reused, cancel)
+            if spliced is not None:
+                return reused, *spliced
         if self.kv_states is not None and len(tokens) - reused > KV_SWITCH_MIN:
             reused = self._switch_state(tokens, reused)
         if reused == len(tokens):
@@ -349,6 +397,8 @@ class LocalEngine:
         if not llm._ctx.kv_cache_seq_rm(-1, reused, -1):
             reused = 0
         llm.n_tokens = reused
+        if self._stale is not None and reused <= self._stale:
+            self._stale = None  # the kept cells are gone: what follows is evaluated anew
         pending = list(tokens[reused:])
         step = self.settings.n_batch
         for i in range(0, len(pending), step):
@@ -360,9 +410,123 @@ class LocalEngine:
                 return reused, i, False
         return reused, len(pending), True
 
+    def _splice(
+        self, tokens: Sequence[int], reused: int, cancel: threading.Event
+    ) -> tuple[int, bool] | None:
+        """Keep the cache's cells for the prompt's tail when the tokens before it changed only
+        a little (a keystroke before a FIM suffix): the old middle out, the tail moved to its
+        new positions (llama.cpp shifts its keys), the new middle evaluated in its place, and
+        the last token evaluated again so the next token sees everything. The tail's cells
+        were computed before the edit: close enough to go on typing, and marked stale (a
+        warm-up evaluates them again). A cancel keeps the tail (see below). Returns (tokens
+        evaluated, finished), or None when the cache has no such tail (nothing was touched:
+        the caller evaluates as usual)."""
+        llm = self._llm
+        cached = np.asarray(llm.input_ids[: llm.n_tokens])
+        want = np.asarray(tokens)
+        m = len(want)
+        # The tail is matched without the prompt's last token (a FIM middle marker, always
+        # evaluated again; a cancelled request may have left it out of the cache).
+        body = want[reused : m - 1][::-1]
+        best: tuple[int, int] = (0, 0)
+        for end in (np.flatnonzero(cached[reused:] == want[m - 2]) + reused + 1)[::-1][:8]:
+            old = cached[reused:end][::-1]
+            same = min(len(old), len(body))
+            differ = np.flatnonzero(old[:same] != body[:same])
+            tail = int(differ[0]) if len(differ) else same
+            if tail > best[0]:
+                best = (tail, int(end))
+        tail, end = best
+        old_middle, new_middle = end - tail - reused, m - 1 - tail - reused
+        if tail < SPLICE_MIN_TAIL or max(old_middle, new_middle) > SPLICE_MAX_MIDDLE:
+            return None
+        import llama_cpp
+
+        ctx, memory = llm._ctx, llm._ctx.memory
+        if cancel.is_set():
+            return 0, False
+        tail_start = reused + old_middle
+        ctx.kv_cache_seq_rm(0, end, -1)  # the old last token, and what was generated
+        llama_cpp.llama_memory_seq_cp(memory, 0, SCRATCH_SEQ, tail_start, end)
+        ctx.kv_cache_seq_rm(0, reused, end)
+        finished = True
+        try:
+            if new_middle:
+                self._decode_at(want[reused : reused + new_middle].tolist(), reused)
+        except _Aborted:
+            # Cut by a newer keystroke: the tail goes back in place of the old middle, so the
+            # next request splices its own middle in (a cancel never loses the tail).
+            ctx.kv_cache_seq_rm(0, reused, -1)
+            want = np.concatenate([want[:reused], want[m - 1 - tail : m - 1], want[-1:]])
+            new_middle, finished = 0, False
+        shift = new_middle - old_middle
+        if shift:
+            ctx.kv_cache_seq_shift(SCRATCH_SEQ, tail_start, end, shift)
+        llama_cpp.llama_memory_seq_cp(memory, SCRATCH_SEQ, 0, -1, -1)
+        llama_cpp.llama_memory_seq_rm(memory, SCRATCH_SEQ, -1, -1)
+        m = len(want)
+        llm.input_ids[: m - 1] = want[: m - 1]
+        llm.n_tokens = m - 1
+        stale = reused + new_middle
+        self._stale = stale if self._stale is None else min(self._stale, stale)
+        if not finished or cancel.is_set():
+            return new_middle, False  # the cache holds all but the last token: consistent
+        try:
+            self._decode_at([int(want[-1])], m - 1)
+        except _Aborted:
+            return new_middle, False
+        llm.input_ids[m - 1] = want[-1]
+        llm.n_tokens = m
+        self.splices += 1
+        return new_middle + 1, True
+
+    def _refresh(self, tokens: Sequence[int], cancel: threading.Event) -> tuple[int, int, bool]:
+        """Evaluate again, a batch at a time and in place, the cells kept across edits (a
+        warm-up's job). The kept cells wait in the scratch sequence and each is dropped there
+        once evaluated anew; a cancel between batches puts the rest back, still usable."""
+        import llama_cpp
+
+        assert self._stale is not None
+        llm, start = self._llm, self._stale
+        ctx, memory = llm._ctx, llm._ctx.memory
+        end = len(tokens)
+        ctx.kv_cache_seq_rm(0, end, -1)
+        llama_cpp.llama_memory_seq_cp(memory, 0, SCRATCH_SEQ, start, end)
+        ctx.kv_cache_seq_rm(0, start, end)
+        position = start
+        while position < end and not cancel.is_set():
+            batch = list(tokens[position : position + REFRESH_BATCH])
+            self._decode_at(batch, position)
+            llama_cpp.llama_memory_seq_rm(memory, SCRATCH_SEQ, position, position + len(batch))
+            position += len(batch)
+        llama_cpp.llama_memory_seq_cp(memory, SCRATCH_SEQ, 0, -1, -1)  # what was not reached
+        llama_cpp.llama_memory_seq_rm(memory, SCRATCH_SEQ, -1, -1)
+        llm.n_tokens = end
+        self._stale = position if position < end else None
+        return start, position - start, position >= end
+
+    def _decode_at(self, tokens: Sequence[int], position: int) -> None:
+        """Evaluate ``tokens`` at ``position`` on (not at the end of the cache)."""
+        llm = self._llm
+        llm._batch.set_batch(batch=tokens, n_past=position, logits_all=False)
+        try:
+            llm._ctx.decode(llm._batch)
+        except RuntimeError:
+            if self._abort.raised:
+                raise _Aborted() from None
+            raise
+
     def prefill(self, tokens: Sequence[int], cancel: threading.Event) -> int:
+        tokens = self._fit(tokens, 64)
+        llm = self._llm
+        cached = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        if self._stale is not None and self._stale < cached and cached >= len(tokens) - 1:
+            # Only cells kept across edits to refresh: batch by batch, never cut inside one
+            # (a cut batch would take the kept tail with it, and the next keystroke would
+            # evaluate all of it).
+            return self._refresh(tokens, cancel)[1]
         with self._abort_on(cancel):
-            _, evaluated, finished = self._eval_prompt(self._fit(tokens, 64), cancel)
+            _, evaluated, finished = self._eval_prompt(tokens, cancel, fresh=True)
         if finished:
             self._keep(memory=False)  # a window worth keeping across restarts
         return evaluated
@@ -444,6 +608,7 @@ class LocalEngine:
         return counts | {
             "drafts_offered": self.drafts_offered,
             "drafts_accepted": self.drafts_accepted,
+            "splices": self.splices,
         }
 
     def _logits(self, row: int) -> np.ndarray:
