@@ -160,11 +160,11 @@ def test_a_keystroke_changes_only_the_end_of_a_line_layout_prompt() -> None:
         )
         return build_prompt(get_template(template), ctx, "a.py")
 
-    before, after = prompt("qwen2.5-coder", ""), prompt("qwen2.5-coder", " +")
+    before, after = prompt("qwen2.5-coder-line", ""), prompt("qwen2.5-coder-line", " +")
     cut = before.index("<|fim_suffix|>")
     assert after.startswith(before[:cut])  # the code below the cursor came first: unchanged
     assert "print(f(1))" in before[:cut] and before[cut:] == "<|fim_suffix|><|fim_middle|>"
-    psm_before, psm_after = prompt("qwen2.5-coder-psm", ""), prompt("qwen2.5-coder-psm", " +")
+    psm_before, psm_after = prompt("qwen2.5-coder", ""), prompt("qwen2.5-coder", " +")
     assert "print(f(1))" in psm_before[psm_before.index("<|fim_suffix|>") :]  # after the prefix
     assert not psm_after.startswith(psm_before[: psm_before.index("<|fim_middle|>")])
 

@@ -20,8 +20,8 @@ SUFFIX = "):\n"
 # The exact prompt each template builds for PREFIX / SUFFIX.
 EXPECTED = {
     "prefix-only": "def f(",
-    "qwen2.5-coder": "<|file_sep|>\n<|fim_prefix|>def f(<|fim_suffix|>):\n<|fim_middle|>",
-    "qwen2.5-coder-psm": "<|fim_prefix|>def f(<|fim_suffix|>):\n<|fim_middle|>",
+    "qwen2.5-coder": "<|fim_prefix|>def f(<|fim_suffix|>):\n<|fim_middle|>",
+    "qwen2.5-coder-line": "<|file_sep|>\n<|fim_prefix|>def f(<|fim_suffix|>):\n<|fim_middle|>",
     "qwen2.5-coder-spm": "<|fim_suffix|>):\n<|fim_prefix|>def f(<|fim_middle|>",
     "starcoder": "<fim_prefix>def f(<fim_suffix>):\n<fim_middle>",
     "deepseek-coder": "<｜fim▁begin｜>def f(<｜fim▁hole｜>):\n<｜fim▁end｜>",
@@ -93,7 +93,7 @@ def test_backslashes_in_code_survive_render():
 
 
 def test_render_empty_prefix_and_suffix():
-    assert get_template("qwen2.5-coder-psm").render("", "") == (
+    assert get_template("qwen2.5-coder").render("", "") == (
         "<|fim_prefix|><|fim_suffix|><|fim_middle|>"
     )
     assert get_template("codellama").render("", "") == "<PRE>  <SUF> <MID>"
@@ -105,8 +105,8 @@ def test_render_empty_prefix_and_suffix():
 @pytest.mark.parametrize(
     "name, tid",
     [
-        ("Qwen2.5 Coder 1.5B Instruct", "qwen2.5-coder"),
-        ("qwen2.5-coder-0.5b-q8_0.gguf", "qwen2.5-coder"),
+        ("Qwen2.5 Coder 1.5B Instruct", PREFIX_ONLY),  # qwen2.5-coder's auto
+        ("qwen2.5-coder-0.5b-q8_0.gguf", PREFIX_ONLY),
         ("starcoder2-3b", "starcoder"),
         ("StarCoder2 7B", "starcoder"),
         ("deepseek-coder-1.3b-base", "deepseek-coder"),
@@ -143,8 +143,8 @@ def test_detect_template_checks_markers_are_single_tokens():
         asked.append(text)
         return True
 
-    assert detect_template(["Qwen2.5 Coder 1.5B Instruct"], yes).id == "qwen2.5-coder"
-    assert asked == ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>"]
+    assert detect_template(["starcoder2-3b"], yes).id == "starcoder"
+    assert asked == ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
 
 
 def test_detect_template_falls_back_when_markers_are_not_single_tokens():
@@ -185,7 +185,7 @@ def test_get_template_unknown_id_raises_config_error(tid):
 
 
 def test_context_blocks_go_before_the_hole_with_their_path():
-    qwen = get_template("qwen2.5-coder")
+    qwen = get_template("qwen2.5-coder-line")
     assert qwen.suffix == "line"
     rendered = qwen.render("x = ", "", [("a.py", "y = 2\n")], "a.py")
     assert rendered == (
@@ -195,8 +195,30 @@ def test_context_blocks_go_before_the_hole_with_their_path():
 
 
 def test_a_template_without_match_is_never_detected():
-    assert all(not get_template(t).match for t in ("qwen2.5-coder-psm", "qwen2.5-coder-spm"))
-    assert detect_template(["qwen2.5-coder-0.5b"], lambda m: True).id == "qwen2.5-coder"
+    assert all(not get_template(t).match for t in ("qwen2.5-coder-line", "qwen2.5-coder-spm"))
+    assert detect_template(["qwen2.5-coder-0.5b"], lambda m: True).id == PREFIX_ONLY
+
+
+def test_a_family_detected_serves_the_template_its_auto_names():
+    assert get_template("qwen2.5-coder").auto == PREFIX_ONLY
+    assert get_template("qwen2.5-coder").uses_suffix  # still FIM when named in model.template
+    assert detect_template(["Qwen2.5 Coder 0.5B"], lambda m: True).id == PREFIX_ONLY
+
+
+def test_an_auto_naming_no_template_is_a_config_error(monkeypatch, tmp_path):
+    import nearline.completion.engine.templates as templates
+
+    (tmp_path / "templates.toml").write_text(
+        '[prefix-only]\nfamily = "x"\nfim = "{prefix}"\n'
+        '[fam]\nfamily = "y"\nfim = "{prefix}{suffix}"\nauto = "gone"\n'
+    )
+    monkeypatch.setattr(templates, "bundled_data_dir", lambda: tmp_path)
+    templates.registry.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="auto = 'gone'"):
+            templates.registry()
+    finally:
+        templates.registry.cache_clear()
 
 
 def test_an_unknown_suffix_layout_is_a_config_error():

@@ -33,6 +33,9 @@ class FimTemplate:
     """What goes into the hole after the cursor: the whole suffix ``window``, or only the
     rest of the cursor's ``line`` (the code below it then goes into a context block, where
     a keystroke does not make the model evaluate it again)."""
+    auto: str = ""
+    """The template that serves a model this one's ``match`` detects (the family's measured
+    choice, e.g. prefix-only); empty: this one."""
 
     @property
     def uses_suffix(self) -> bool:
@@ -66,6 +69,7 @@ def _template(tid: str, raw: Mapping[str, Any]) -> FimTemplate:
             stop=tuple(str(s) for s in raw.get("stop", [])),
             context=str(raw.get("context", "")),
             suffix=_suffix_layout(tid, raw.get("suffix", "window")),
+            auto=str(raw.get("auto", "")),
         )
     except KeyError as exc:
         raise ConfigError(f"templates.toml: [{tid}] lacks the key {exc.args[0]!r}") from None
@@ -82,7 +86,13 @@ def _suffix_layout(tid: str, value: Any) -> str:
 def registry() -> dict[str, FimTemplate]:
     """All templates by id, in file order."""
     raw = read_toml(bundled_data_dir() / "templates.toml")
-    return {tid: _template(tid, body) for tid, body in raw.items()}
+    templates = {tid: _template(tid, body) for tid, body in raw.items()}
+    for template in templates.values():
+        if template.auto and template.auto not in templates:
+            raise ConfigError(
+                f"templates.toml: [{template.id}] auto = {template.auto!r} is unknown"
+            )
+    return templates
 
 
 def get_template(template_id: str) -> FimTemplate:
@@ -99,11 +109,12 @@ def detect_template(
 ) -> FimTemplate:
     """The first template whose ``match`` fragment occurs in one of ``names`` (GGUF
     ``general.name``, ``general.basename``, the file name) and whose markers the model's
-    vocabulary holds as single tokens; otherwise prefix-only."""
+    vocabulary holds as single tokens, or the template its ``auto`` names; otherwise
+    prefix-only."""
     haystack = " ".join(n.lower() for n in names if n)
     for template in registry().values():
         if not any(fragment in haystack for fragment in template.match):
             continue
         if is_single_token is None or all(is_single_token(m) for m in template.markers):
-            return template
+            return registry()[template.auto] if template.auto else template
     return registry()[PREFIX_ONLY]
