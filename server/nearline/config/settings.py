@@ -47,9 +47,11 @@ class ModelSettings:
     """Layers to offload to the GPU (-1: all) where llama.cpp was built with GPU support."""
     flash_attn: bool = True
     """llama.cpp's flash attention: faster prompt evaluation on CPU and GPU."""
-    draft_tokens: int = 3
+    draft_tokens: int = 0
     """Speculative decoding by prompt lookup: up to this many draft tokens, taken from where
-    the last tokens occurred before in the window, checked in one batch (0: off)."""
+    the last tokens occurred before in the window, checked in one batch (0: off). Off by
+    default: on a CPU a batch costs nearly its tokens' decodes (scripts/bench_speculative.py:
+    -2% tokens/s on a 2-core CPU); with GPU offload, try 3."""
 
     @property
     def threads(self) -> int:
