@@ -182,12 +182,15 @@ async def run_replay(args: argparse.Namespace, env: dict[str, str]) -> dict[str,
     replay = Replay(client, uri, doc_lines, start)
 
     # First suggestion after `initialized` on a fresh server (model load + cold prompt), at
-    # the start of the region after its indentation: ask until one is shown, every 50 ms.
+    # the start of the region after its indentation: ask until one is shown, every 50 ms, for
+    # up to 60 s (a code model's cold window takes seconds on a 2-core CPU).
     keys = keystrokes(region)
     first_key = keys.pop(0)[0] if keys and not keys[0][0].strip() else ""
     first_ms = float("nan")
-    for attempt in range(60):
+    attempt = 0
+    while time.perf_counter() - t_start < 60:
         _, fut, _ = replay.key(first_key if attempt == 0 else "")
+        attempt += 1
         result = await fut
         if getattr(result, "items", None):
             first_ms = (time.perf_counter() - t_start) * 1000
