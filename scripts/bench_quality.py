@@ -97,6 +97,9 @@ except ImportError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "scripts" / "bench_data" / "quality"
+sys.path.insert(0, str(ROOT / "tests"))
+from support.lsp_client import plain  # noqa: E402  (the tests' client helpers)
+
 MANIFEST = DATA / "manifest.toml"
 SPLITS = ("tune", "held-out")
 LANGUAGES = {
@@ -153,8 +156,8 @@ def similarity(a: str, b: str) -> float:
 
 def accepted_part(ghost: str, expected: str, limit: int, lines: bool = True) -> str:
     """What Tab writes: ``ghost`` if it is a prefix of ``expected``, else (``lines``) its
-    longest run of leading whole lines that is, each with its line break; cut to ``limit``
-    characters; "" when that is blank."""
+    longest run of leading whole lines that is (without the last one's line break); cut to
+    ``limit`` characters; "" when that is blank."""
     take = ghost if expected.startswith(ghost) else ""
     if not take and lines:
         end = ghost.find("\n")
@@ -578,17 +581,6 @@ class Server:
             await asyncio.wait_for(self.client.shutdown_async(None), timeout=30)
             self.client.exit(None)
         await self.client.stop()
-
-
-def plain(value: Any) -> Any:
-    """pygls hands untyped results back as namedtuple-like objects; make them dicts."""
-    if hasattr(value, "_asdict"):
-        return {k: plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def first_item(result: Any) -> types.InlineCompletionItem | None:

@@ -39,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="all", choices=["tune", "held-out", "all"])
     parser.add_argument("--cuts", type=int, default=30)
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--draft-tokens", type=int, default=ModelSettings().draft_tokens)
+    parser.add_argument("--draft-tokens", type=int, default=3, help="compared with 0 (default 3)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.draft_tokens < 1:
+        parser.error("--draft-tokens: at least 1 (it is compared with none)")
 
     settings = Settings()
     path = Path(args.model) if args.model else resolve_model_path(settings.model)
