@@ -202,7 +202,9 @@ def test_a_template_without_match_is_never_detected():
 def test_a_family_detected_serves_the_template_its_auto_names():
     assert get_template("qwen2.5-coder").auto == PREFIX_ONLY
     assert get_template("qwen2.5-coder").uses_suffix  # still FIM when named in model.template
-    assert detect_template(["Qwen2.5 Coder 0.5B"], lambda m: True).id == PREFIX_ONLY
+    served = detect_template(["Qwen2.5 Coder 0.5B"], lambda m: True)
+    assert served.id == PREFIX_ONLY and not served.uses_suffix
+    assert set(get_template("qwen2.5-coder").stop) <= set(served.stop)  # the family's stops too
 
 
 def test_an_auto_naming_no_template_is_a_config_error(monkeypatch, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -116,5 +116,13 @@ def detect_template(
         if not any(fragment in haystack for fragment in template.match):
             continue
         if is_single_token is None or all(is_single_token(m) for m in template.markers):
-            return registry()[template.auto] if template.auto else template
+            return _served(template)
     return registry()[PREFIX_ONLY]
+
+
+def _served(detected: FimTemplate) -> FimTemplate:
+    """The template ``detected``'s ``auto`` names, stopping at the family's stop tokens too."""
+    if not detected.auto:
+        return detected
+    auto = registry()[detected.auto]
+    return replace(auto, stop=tuple(dict.fromkeys(auto.stop + detected.stop)))
