@@ -126,7 +126,8 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
         yield Check(
             "model",
             True,
-            f"{chosen.name or 'custom'}: {chosen.path} loads (template {engine.template.id}); "
+            f"{chosen.name or 'custom'}: {chosen.path} loads (template "
+            f"{engine.template.id}: {engine.template.family}); "
             f"it serves because {chosen.reason}",
         )
     except NearlineError as exc:

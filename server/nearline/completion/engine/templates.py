@@ -125,4 +125,8 @@ def _served(detected: FimTemplate) -> FimTemplate:
     if not detected.auto:
         return detected
     auto = registry()[detected.auto]
-    return replace(auto, stop=tuple(dict.fromkeys(auto.stop + detected.stop)))
+    return replace(
+        auto,
+        family=f"{detected.family}'s measured choice (models/templates.toml)",
+        stop=tuple(dict.fromkeys(auto.stop + detected.stop)),
+    )
