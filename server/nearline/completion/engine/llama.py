@@ -122,9 +122,11 @@ def _add_scratch_sequence(llm: Any) -> bool:
     import llama_cpp
     from llama_cpp import _internals
 
-    params = llm.context_params
-    params.n_seq_max, params.kv_unified = 2, True
+    params = getattr(llm, "context_params", None)
+    if params is None or not hasattr(llm, "_stack"):
+        return False  # another llama-cpp-python: no splice, nothing else lost
     try:
+        params.n_seq_max, params.kv_unified = 2, True
         ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
     except Exception as exc:
         log.info("no scratch sequence (%s): a keystroke before a suffix evaluates it again", exc)
@@ -195,11 +197,11 @@ KV_KEEP_MIN = 64
 SPLICE_MIN_TAIL = 8
 """A tail kept across an edit must be at least this long to be worth the splice."""
 SPLICE_MAX_MIDDLE = 48
+"""Edits whose tokens (old or new) are more than this are evaluated as usual."""
 SCRATCH_SEQ = 1
 """The sequence a kept tail waits in while tokens go in before it."""
 REFRESH_BATCH = 4
 """Tokens per step when a warm-up refreshes kept cells: a keystroke waits at most one step."""
-"""Edits whose tokens (old or new) are more than this are evaluated as usual."""
 
 
 class LocalEngine:
