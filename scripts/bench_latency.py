@@ -32,6 +32,8 @@ from pygls.lsp.client import LanguageClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
+sys.path.insert(0, str(ROOT / "tests"))
+from support.lsp_client import inline_params, plain  # noqa: E402  (the tests' client helpers)
 
 DEFAULT_FILE = ROOT / "scripts" / "bench_data" / "replay_source.py"
 
@@ -122,13 +124,7 @@ class Replay:
         t_key = time.perf_counter()
         self._send_change(text)
         msg_id = f"r{self.version}"
-        params = types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=self.uri),
-            position=types.Position(line=self.line, character=self.character),
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic
-            ),
-        )
+        params = inline_params(self.uri, self.line, self.character)
         fut = asyncio.wrap_future(
             self.client.protocol.send_request(
                 types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id
@@ -235,14 +231,14 @@ async def run_replay(args: argparse.Namespace, env: dict[str, str]) -> dict[str,
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
-    records = {r["id"]: r for r in _plain(stats)["recent"]}
+    records = {r["id"]: r for r in plain(stats)["recent"]}
     for p in pauses:
         p["server"] = records.get(p["id"], {})
     return {
         "pauses": pauses,
         "errors": replay.errors,
         "first_ms": first_ms,
-        "stats": {k: v for k, v in _plain(stats).items() if k != "recent"},
+        "stats": {k: v for k, v in plain(stats).items() if k != "recent"},
         "rss_mb": rss,
     }
 
@@ -281,7 +277,7 @@ class Session:
         )
         t0 = time.perf_counter()
         self.client.initialized(types.InitializedParams())
-        while not _plain(await self.client.protocol.send_request_async("nearline/stats", None)).get(
+        while not plain(await self.client.protocol.send_request_async("nearline/stats", None)).get(
             "loaded"
         ):
             await asyncio.sleep(0.05)
@@ -326,18 +322,12 @@ class Session:
             )
         )
         await self.client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                position=types.Position(line=line, character=character + 1),
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
-                ),
-            )
+            inline_params(uri, line, character + 1)
         )
         return (time.perf_counter() - t0) * 1000
 
     async def engine_counters(self) -> dict[str, Any]:
-        stats = _plain(await self.client.protocol.send_request_async("nearline/stats", None))
+        stats = plain(await self.client.protocol.send_request_async("nearline/stats", None))
         return dict(stats.get("engine") or {})
 
     async def stop(self) -> None:
@@ -397,16 +387,6 @@ def _rss_of(client: LanguageClient) -> float:
     except OSError:
         pass
     return float("nan")
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def engine_measures(pauses: list[dict[str, Any]], args: argparse.Namespace) -> None:

@@ -98,7 +98,7 @@ except ImportError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "scripts" / "bench_data" / "quality"
 sys.path.insert(0, str(ROOT / "tests"))
-from support.lsp_client import plain  # noqa: E402  (the tests' client helpers)
+from support.lsp_client import inline_params, plain  # noqa: E402  (the tests' client helpers)
 
 MANIFEST = DATA / "manifest.toml"
 SPLITS = ("tune", "held-out")
@@ -531,13 +531,8 @@ class Server:
         """An inline completion request at the cursor: its id and its answer."""
         self._ids += 1
         msg_id = f"q{self._ids}"
-        params = types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=doc.uri),
-            position=doc.position(),
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic
-            ),
-        )
+        position = doc.position()
+        params = inline_params(doc.uri, position.line, position.character)
         fut = asyncio.wrap_future(
             self.client.protocol.send_request(
                 types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id

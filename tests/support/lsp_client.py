@@ -111,13 +111,7 @@ class Client(LanguageClient):
         )
 
     def inline_params(self, uri: str, line: int, character: int) -> types.InlineCompletionParams:
-        return types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=line, character=character),
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic
-            ),
-        )
+        return inline_params(uri, line, character)
 
     async def inline(self, uri: str, line: int, character: int) -> list[str]:
         result = await self.text_document_inline_completion_async(
@@ -132,6 +126,17 @@ class Client(LanguageClient):
     async def stats(self) -> dict[str, Any]:
         result = await self.protocol.send_request_async("nearline/stats", None)
         return plain(result)
+
+
+def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
+    """An automatic (as-you-type) inline completion request's params."""
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+        ),
+    )
 
 
 def plain(value: Any) -> Any:

@@ -27,7 +27,7 @@ import numpy as np
 
 from nearline.catalog import check_model_file
 from nearline.completion.engine.base import Generation, StopReason, StopRule
-from nearline.completion.engine.kvstate import KvState, KvStates, as_tokens
+from nearline.completion.engine.kvstate import KvState, KvStates, as_tokens, common_prefix
 from nearline.completion.engine.templates import FimTemplate, detect_template, get_template
 from nearline.config import ModelSettings
 from nearline.errors import ModelError
@@ -105,14 +105,6 @@ _log_callback = None
 
 class _Aborted(Exception):
     """A decode stopped by the abort flag."""
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 def _add_scratch_sequence(llm: Any) -> bool:
@@ -385,7 +377,7 @@ class LocalEngine:
         tail kept from before an edit (a warm-up refreshes them). Stops between batches, or
         inside one, when ``cancel`` is set."""
         llm = self._llm
-        reused = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        reused = common_prefix(llm.input_ids[: llm.n_tokens], as_tokens(tokens))
         if fresh and self._stale is not None and self._stale < reused:
             reused = self._stale  # cells past it were kept across an edit: a warm-up redoes them
         if self._splicing and not fresh and len(tokens) - reused > 2:
@@ -521,7 +513,7 @@ class LocalEngine:
     def prefill(self, tokens: Sequence[int], cancel: threading.Event) -> int:
         tokens = self._fit(tokens, 64)
         llm = self._llm
-        cached = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens)
+        cached = common_prefix(llm.input_ids[: llm.n_tokens], as_tokens(tokens))
         if self._stale is not None and self._stale < cached and cached >= len(tokens) - 1:
             # Only cells kept across edits to refresh: batch by batch, never cut inside one
             # (a cut batch would take the kept tail with it, and the next keystroke would
