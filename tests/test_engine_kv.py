@@ -28,14 +28,15 @@ def never(_text: str) -> None:
 def make(tmp_path: Path) -> Iterator[object]:
     made: list[LocalEngine] = []
 
-    def engine(draft_tokens: int = 3, memory_mb: int = 64) -> LocalEngine:
+    def engine(draft_tokens: int = 3, memory_mb: int = 64, template: str = "auto") -> LocalEngine:
         kv = KvStates(
             "test-model",
             memory_bytes=memory_mb << 20,
             disk_dir=tmp_path / "kv",
             disk_bytes=64 << 20,
         )
-        e = LocalEngine(default_model_path(), ModelSettings(draft_tokens=draft_tokens), kv)
+        settings = ModelSettings(draft_tokens=draft_tokens, template=template)
+        e = LocalEngine(default_model_path(), settings, kv)
         e.load()
         made.append(e)
         return e
@@ -116,6 +117,10 @@ def test_drafts_change_nothing_but_the_speed(make) -> None:  # type: ignore[no-u
     assert plain.counters()["drafts_offered"] == 0
 
 
+def test_a_prompt_without_a_suffix_makes_no_scratch_sequence(make) -> None:  # type: ignore[no-untyped-def]
+    assert not make()._splicing  # prefix-only: nothing to splice around, no second context
+
+
 def test_prompt_lookup_drafts_what_followed_the_last_tokens_before() -> None:
     lookup = PromptLookup([1, 2, 3, 4, 5, 9, 1, 2])
     lookup.add(3)
@@ -140,7 +145,8 @@ def test_memory_states_are_bounded_and_most_recent_stay() -> None:
 def test_a_keystroke_before_a_suffix_keeps_the_suffix_and_a_warm_up_makes_it_exact(make) -> None:  # type: ignore[no-untyped-def]
     # A FIM-like prompt: the prefix, then a suffix that a keystroke does not change, then one
     # marker token. The keystroke is spliced in before the suffix (the suffix's cells kept).
-    engine, fresh = make(), make()
+    # A template with a suffix makes the engine ready to splice; the prompts here are tokens.
+    engine, fresh = make(template="qwen2.5-coder"), make()
     suffix = engine.tokenize("\n" + FILE_B)[1:]
     marker = engine.tokenize("\n")[-1:]
     before = engine.tokenize(FILE_A + "    total")

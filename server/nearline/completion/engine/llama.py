@@ -250,8 +250,6 @@ class LocalEngine:
                 f"model file {self.path} could not be loaded ({exc}); it may be corrupt or "
                 "made for a newer llama.cpp: download it again, or choose another model"
             ) from None
-        self._splicing = _add_scratch_sequence(self._llm)
-        self._abortable = self._abort.install(self._llm.ctx)
         self.metadata = dict(self._llm.metadata)
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and (
             self.settings.n_gpu_layers != 0
@@ -265,6 +263,10 @@ class LocalEngine:
             self.template = detect_template(names, self._is_single_token)
         else:
             self.template = get_template(self.settings.template)
+        # Only a prompt with a suffix after the cursor has a tail worth splicing around; the
+        # scratch sequence costs a second context at start-up.
+        self._splicing = self.template.uses_suffix and _add_scratch_sequence(self._llm)
+        self._abortable = self._abort.install(self._llm.ctx)
         self._stop_ids = frozenset(
             ids[0] for s in self.template.stop if len(ids := self._special_ids(s)) == 1
         )
