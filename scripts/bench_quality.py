@@ -62,9 +62,19 @@ A code line is one that is not blank, not a comment and not in a multi-line stri
    1 - Levenshtein(a, b) / max(len(a), len(b)) (a small DP here), averaged; an empty suggestion
    scores 0.
 
+Multi-file projects: ``--project NAME=DIR`` (repeatable) makes a row of DIR's Python files
+(tests and files under 30 code lines left out); DIR is the server's workspace, and its project
+index is built before measuring. ``--ab-cross-file`` measures each row twice, without
+(``completion.cross_file_chars`` = 0) and with cross-file context, on the same regions and cuts,
+the order alternating between projects. A cut whose removed rest names a top-level definition
+that only another file of the project has is a cross-file cut; their exact matches are printed
+apart.
+
     .venv/bin/python scripts/bench_quality.py                     # default model, both splits
     .venv/bin/python scripts/bench_quality.py --model F.gguf --template prefix-only --quick
     .venv/bin/python scripts/bench_quality.py --split tune --json tune.json
+    .venv/bin/python scripts/bench_quality.py --model F.gguf --ab-cross-file --skip replay \
+        --project httpx=.venv/lib/python3.11/site-packages/httpx --project nearline=server
 """
 
 from __future__ import annotations
@@ -77,6 +87,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -203,6 +214,8 @@ def source_of(path: Path, split: str) -> Source:
 
 def file_sets(args: argparse.Namespace) -> dict[str, list[Source]]:
     """The rows to measure: split name -> its files."""
+    if args.project_roots:
+        return {name: project_sources(name, root) for name, root in args.project_roots}
     if args.files:
         return {"files": [source_of(Path(f), "files") for f in args.files]}
     sources = load_manifest(Path(args.manifest))
@@ -406,10 +419,18 @@ class Document:
 class Server:
     """``nearline serve`` over stdio, with what it notifies recorded."""
 
-    def __init__(self, args: argparse.Namespace, workdir: Path, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        workdir: Path,
+        options: dict[str, Any],
+        root: Path | None = None,
+    ) -> None:
         self.args = args
         self.workdir = workdir
         self.options = options
+        self.root = root
+        """The workspace folder (a project's): the server indexes it."""
         self.client = LanguageClient("bench-quality", "0")
         self.encoding = "utf-16"
         self.model: str | None = None
@@ -493,6 +514,7 @@ class Server:
                 capabilities=types.ClientCapabilities(),
                 process_id=os.getpid(),
                 initialization_options=self.options or None,
+                root_uri=self.root.resolve().as_uri() if self.root else None,
             )
         )
         encoding = result.capabilities.position_encoding
@@ -505,6 +527,19 @@ class Server:
                 f"nearline serve did not load the model ({self.state}): "
                 + (self.load_error or "; ".join(self.messages + self.stderr_tail[-5:]))
             )
+        if self.root is not None:
+            await self.wait_indexed()
+
+    async def wait_indexed(self, timeout_s: float = 300) -> None:
+        """Until ``nearline/stats`` says the project index is built."""
+        give_up = time.perf_counter() + timeout_s
+        while time.perf_counter() < give_up:
+            index = (await self.stats()).get("index") or {}
+            if index.get("ready"):
+                log(f"  index of {self.root}: {index.get('files')} files")
+                return
+            await asyncio.sleep(0.2)
+        raise SystemExit(f"the project index of {self.root} was not built in {timeout_s} s")
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
         """Read the server's stderr (an unread pipe would block it), keep its last lines."""
@@ -816,6 +851,14 @@ class Typist:
 # -- the two measures --------------------------------------------------------------------------
 
 
+def with_options(options: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    """``options`` with ``extra``'s completion settings over them."""
+    if not extra:
+        return options
+    completion = {**options.get("completion", {}), **extra.get("completion", {})}
+    return {**options, **extra, "completion": completion}
+
+
 def replay_options(args: argparse.Namespace) -> dict[str, Any]:
     completion: dict[str, Any] = {}
     if args.time_budget_ms is not None:
@@ -826,15 +869,19 @@ def replay_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run_replay(
-    args: argparse.Namespace, sets: dict[str, list[Source]], workdir: Path
+    args: argparse.Namespace,
+    sets: dict[str, list[Source]],
+    workdir: Path,
+    root: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    server = Server(args, workdir, replay_options(args))
+    server = Server(args, workdir, with_options(replay_options(args), extra), root)
     typist = Typist(server, args)
     regions: list[RegionRun] = []
     try:
         await server.start()
         for split, sources in sets.items():
-            rng = random.Random(f"{args.seed}:{split}:regions")
+            rng = random.Random(f"{args.seed}:{base_name(split)}:regions")
             for region in pick_regions(sources, args.regions, args.lines, rng):
                 run = await typist.type_region(region, split)
                 regions.append(run)
@@ -870,6 +917,8 @@ class CutResult:
     latency_ms: float | None = None
     reasked: bool = False
     error: str = ""
+    cross_file: bool = False
+    """The removed rest names something defined only in another file of the project."""
 
 
 async def ask_cut(server: Server, doc: Document, budget_ms: int) -> tuple[str, float, bool]:
@@ -896,15 +945,19 @@ async def ask_cut(server: Server, doc: Document, budget_ms: int) -> tuple[str, f
 
 
 async def run_cuts(
-    args: argparse.Namespace, sets: dict[str, list[Source]], workdir: Path
+    args: argparse.Namespace,
+    sets: dict[str, list[Source]],
+    workdir: Path,
+    root: Path | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    options = {"completion": {"time_budget_ms": args.cut_budget_ms}}
-    server = Server(args, workdir, options)
+    options = with_options({"completion": {"time_budget_ms": args.cut_budget_ms}}, extra)
+    server = Server(args, workdir, options, root)
     results: list[CutResult] = []
     try:
         await server.start()
         for split, sources in sets.items():
-            rng = random.Random(f"{args.seed}:{split}:cuts")
+            rng = random.Random(f"{args.seed}:{base_name(split)}:cuts")
             for cut in pick_cuts(sources, args.cuts, args.cut_at, rng):
                 results.append(await measure_cut(server, cut, split))
             log(
@@ -930,6 +983,8 @@ async def measure_cut(server: Server, cut: Cut, split: str) -> CutResult:
         server.encoding,
     )
     result = CutResult(split, cut.source.path.name, cut.line + 1, cut.column + 1, cut.rest)
+    elsewhere = DEFINED_ELSEWHERE.get(cut.source.path, set())
+    result.cross_file = bool(elsewhere & set(IDENTIFIER.findall(cut.rest)))
     server.open(doc)
     try:
         ghost, result.latency_ms, result.reasked = await ask_cut(
@@ -986,6 +1041,8 @@ def summarize_cuts(split: str, run: dict[str, Any]) -> dict[str, Any]:
             [c.latency_ms if c.latency_ms is not None else math.inf for c in cuts], 0.5
         ),
         "cut_errors": sum(1 for c in cuts if c.error),
+        "cross_file_cuts": sum(1 for c in cuts if c.cross_file),
+        "cross_file_exact": sum(1 for c in cuts if c.cross_file and c.exact),
     }
 
 
@@ -1050,6 +1107,11 @@ def details(rows: dict[str, dict[str, Any]]) -> list[str]:
                 f"cuts: {r['cuts']}, {r['empty']} empty, latency p50 "
                 f"{ms(r['cut_latency_p50_ms'], math.inf)} ms, {r['cut_errors']} errors"
             )
+            if r["cross_file_cuts"]:
+                parts.append(
+                    f"cuts naming what only another project file defines: "
+                    f"{ratio(r['cross_file_exact'], r['cross_file_cuts'])} exact"
+                )
         out.append(f"{split}: " + "; ".join(parts))
     return out
 
@@ -1096,26 +1158,138 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--open-timeout-s", type=float, default=120, help="wait for the first answer this long")
     add("--accept", choices=["lines", "prefix"], default="lines", help="what Tab may write")
     add("--skip", choices=["replay", "cuts"], help="measure only the other one")
+    add(
+        "--project",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a multi-file project: its Python files are a row, DIR the workspace (indexed)",
+    )
+    add("--cross-file-chars", type=int, help="completion.cross_file_chars (0: off)")
+    add("--ab-cross-file", action="store_true", help="each row without, then with, cross-file")
     add("--quick", action="store_true", help="2 regions of 3 lines and 5 cuts per split")
     add("--json", metavar="FILE", help="write every pause and cut here")
     args = parser.parse_args(argv)
+    args.project_roots = []
+    for spec in args.project:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not Path(folder).is_dir():
+            parser.error(f"--project {spec!r}: expected NAME=DIR with an existing DIR")
+        args.project_roots.append((name, Path(folder).resolve()))
     if args.quick:
         args.regions, args.lines, args.cuts = 2, 3, 5
     return args
 
 
+VARIANTS = (" no-xfile", " xfile")
+"""Row-name suffixes of ``--ab-cross-file``: without and with cross-file context."""
+
+
+def base_name(split: str) -> str:
+    """A row's split without its variant: both variants draw the same regions and cuts."""
+    for suffix in VARIANTS:
+        if split.endswith(suffix):
+            return split[: -len(suffix)]
+    return split
+
+
+def row_names(args: argparse.Namespace, sets: dict[str, list[Source]]) -> list[str]:
+    return [name for group, _, _ in groups_of(args, sets) for name in group]
+
+
+Group = tuple[dict[str, list[Source]], Path | None, dict[str, Any] | None]
+"""Splits measured by one server: their files, the workspace root, settings over the defaults."""
+
+
+def groups_of(args: argparse.Namespace, sets: dict[str, list[Source]]) -> list[Group]:
+    """One group per project (each its own workspace) or one for the manifest's files; with
+    ``--ab-cross-file`` each twice, without and with cross-file context, rows named so."""
+    roots = dict(args.project_roots)
+    plain_sets = {k: v for k, v in sets.items() if k not in roots}
+    base: list[tuple[dict[str, list[Source]], Path | None]] = [
+        ({name: sets[name]}, root) for name, root in roots.items()
+    ]
+    if plain_sets:
+        base.insert(0, (plain_sets, None))
+    chars = args.cross_file_chars
+    if not args.ab_cross_file:
+        extra = {"completion": {"cross_file_chars": chars}} if chars is not None else None
+        return [(group, root, extra) for group, root in base]
+    off = ({"completion": {"cross_file_chars": 0}}, VARIANTS[0])
+    on = ({"completion": {"cross_file_chars": chars}} if chars is not None else {}, VARIANTS[1])
+    out: list[Group] = []
+    for i, (group, root) in enumerate(base):
+        for extra, suffix in (off, on) if i % 2 == 0 else (on, off):  # alternate the order
+            out.append(({k + suffix: v for k, v in group.items()}, root, extra))
+    return out
+
+
 async def measure(args: argparse.Namespace, sets: dict[str, list[Source]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
-        if args.skip != "replay":
-            log("replay: typing regions back in")
-            (Path(tmp) / "replay").mkdir()
-            out["replay"] = await run_replay(args, sets, Path(tmp) / "replay")
-        if args.skip != "cuts":
-            log("cuts: one generous request per cut line")
-            (Path(tmp) / "cuts").mkdir()
-            out["cuts"] = await run_cuts(args, sets, Path(tmp) / "cuts")
+        for phase, runner in (("replay", run_replay), ("cuts", run_cuts)):
+            if args.skip == phase:
+                continue
+            log(
+                "replay: typing regions back in"
+                if phase == "replay"
+                else "cuts: one generous request per cut line"
+            )
+            for i, (group, root, extra) in enumerate(groups_of(args, sets)):
+                workdir = Path(tmp) / f"{phase}{i}"
+                workdir.mkdir()
+                got = await runner(args, group, workdir, root, extra)
+                out[phase] = merge_runs(out.get(phase), got)
     return out
+
+
+def merge_runs(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """One phase's results over several servers: lists joined, the last server's stats."""
+    if old is None:
+        return new
+    merged = dict(new)
+    for key, value in new.items():
+        if isinstance(value, list):
+            merged[key] = old.get(key, []) + value
+    if "cancelled" in new:
+        merged["cancelled"] = old.get("cancelled", 0) + new["cancelled"]
+    return merged
+
+
+IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+DEFINED_ELSEWHERE: dict[Path, set[str]] = {}
+"""A project file's path -> the top-level names other files of its project define and it
+does not (a cut whose rest names one is one cross-file context can help)."""
+
+
+def note_definitions(root: Path) -> None:
+    """Fill ``DEFINED_ELSEWHERE`` for the project at ``root`` (nearline's own index reader)."""
+    sys.path.insert(0, str(ROOT / "server"))
+    from nearline.index import scan_text
+
+    defined: dict[Path, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        entry = scan_text(path.name, path.read_text(encoding="utf-8", errors="replace"), "python")
+        defined[path] = {s.name for s in entry.symbols if "." not in s.name}  # top-level
+    for path, own in defined.items():
+        others = set().union(*(names for p, names in defined.items() if p != path))
+        DEFINED_ELSEWHERE[path] = others - own
+
+
+def project_sources(name: str, root: Path, min_code_lines: int = 30) -> list[Source]:
+    """A project's Python files (tests left out), each with at least ``min_code_lines``."""
+    note_definitions(root)
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).parts
+        if any(p in ("tests", "test", "__pycache__") or p.startswith("test_") for p in rel):
+            continue
+        source = source_of(path, name)
+        if len(code_lines(source)) >= min_code_lines:
+            found.append(source)
+    if not found:
+        raise SystemExit(f"--project {name}={root}: no Python file with {min_code_lines} lines")
+    return found
 
 
 def rows_of(args: argparse.Namespace, sets: Iterable[str], out: dict[str, Any]) -> dict[str, Any]:
@@ -1159,7 +1333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sets = file_sets(args)
     t0 = time.perf_counter()
     out = asyncio.run(measure(args, sets))
-    rows = rows_of(args, sets, out)
+    rows = rows_of(args, row_names(args, sets), out)
     model = out.get("replay", out.get("cuts", {})).get("model")
     template = out.get("replay", {}).get("stats", {}).get("template")
     print(table(label_of(args, model, template), rows))

@@ -193,3 +193,17 @@ async def test_the_key_never_reaches_logs_or_errors(
     assert any(record.name.startswith("httpcore") for record in caplog.records)
     for text in (message, repr(caught.value), str(caught.value.__cause__), caplog.text):
         assert KEY not in text
+
+
+def test_at_most_four_breakpoints_the_first_ones_system_first() -> None:
+    from nearline.providers.anthropic import breakpoints
+
+    messages = (
+        ChatMessage("user", "a", cache=True),
+        ChatMessage("system", "s", cache=True),
+        ChatMessage("user", "b", cache=True),
+        ChatMessage("user", "c"),
+        ChatMessage("user", "d", cache=True),
+        ChatMessage("user", "e", cache=True),
+    )
+    assert breakpoints(messages) == {1, 0, 2, 4}

@@ -110,6 +110,15 @@ def test_cost_estimate_uses_the_first_provider_of_the_chain() -> None:
     assert d.est_cost_usd == pytest.approx(1000 * 3e-6 + 200 * 15e-6)
 
 
+def test_the_project_map_is_estimated_as_cache_reads_on_its_tiers_only() -> None:
+    mapped = RouteRequest("refactor", ("a.py",), 10, 1000, "python", map_tokens=8000)
+    flagship = route_for(mapped, settings([{"tier": "flagship"}]))
+    value = route_for(mapped, settings([{"tier": "value"}]))
+    read = flagship.est_cost_usd - route_for(req(), settings([{"tier": "flagship"}])).est_cost_usd
+    assert read == pytest.approx(8000 * 3e-7)  # the cache-read price, a tenth of input's
+    assert value.est_cost_usd == route_for(req(), settings([{"tier": "value"}])).est_cost_usd
+
+
 def test_cloud_false_routes_to_the_local_tier_visibly() -> None:
     d = route_for(req(), settings([{"tier": "flagship"}], cloud=False))
     assert d.tier == "local" and d.providers == ("local",) and d.refused is None

@@ -18,7 +18,7 @@ from rich.console import Console
 from nearline.accounting.entries import Entry
 from nearline.accounting.ledger import Ledger
 from nearline.accounting.ledger.queries import read_rows
-from nearline.accounting.prices import Tokens
+from nearline.accounting.prices import PriceTable, Tokens
 from nearline.accounting.report.export import CSV_FIELDS, to_json
 from nearline.accounting.report.model import Report, build_report, summarize
 from nearline.accounting.report.text import render, tokens_short, usd
@@ -619,3 +619,46 @@ def test_local_kv_cache_reads_count_as_uncached_input_on_the_flagship() -> None:
     assert summarize("d", [local], sonnet).flagship_cost_usd == 0.001056
     # A cloud request's own cache reads stay cache reads: 2 * 3e-6 + 300 * 3e-7 + 10 * 1.5e-5
     assert summarize("d", [cloud], sonnet).flagship_cost_usd == 0.000246
+
+
+def test_cache_hit_share_per_tier_and_what_provider_caching_saved(
+    ledger_file: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    day = dt.date.today().isoformat()
+    sonnet = dict(tier="flagship", provider="claude", model="claude-sonnet-4-5")
+    write(
+        ledger_file,
+        [
+            cloud(
+                day, 0.01, tokens=Tokens(input=1000, cache_read=8000, cache_write=1000), **sonnet
+            ),
+            cloud(day, 0.01, tokens=Tokens(input=3000, cache_read=1000)),  # gpt-4o-mini
+            completion(day, None, tokens=Tokens(input=100, cache_read=300, output=5)),
+        ],
+    )
+    mini = PriceTable().get("gpt-4o-mini")
+    assert mini is not None and mini.cache_read_input_token_cost is not None
+    saved = (
+        8000 * (IN - READ)
+        - 1000 * (WRITE - IN)
+        + 1000 * (mini.input_cost_per_token - mini.cache_read_input_token_cost)
+    )
+    report = build_report(rows(ledger_file), SETTINGS, by="tier", since=day, until=day)
+    total = report.total
+    assert total.cache_by_tier == {
+        "flagship": pytest.approx(0.8),
+        "local": pytest.approx(0.75),
+        "value": pytest.approx(0.25),
+    }
+    assert total.cache_saved_usd == pytest.approx(saved)
+    text = text_of(report)
+    assert "cache hits by tier: flagship 80%, local 75%, value 25%" in text
+    assert f"provider caching saved {usd(saved)}" in text
+    capsys.readouterr()  # text_of printed the table
+    data = cli_json(capsys, "--by", "tier")
+    assert data["total"]["cache_hit_share_by_tier"]["flagship"] == pytest.approx(0.8)
+    assert data["total"]["cache_saved_usd"] == pytest.approx(saved)
+    code, _, err = cli(capsys, "--html", str(tmp_path / "u.html"))
+    assert code == 0, err
+    page = (tmp_path / "u.html").read_text()
+    assert "caching saved" in page and "cache hits by tier: flagship 80%" in page

@@ -11,6 +11,7 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,28 @@ from nearline.accounting.ledger import Ledger
 from nearline.app.escalations import Escalations
 from nearline.catalog import default_model_path
 from nearline.config import Settings
+from nearline.documents import language_of
 from nearline.escalation.escalator import Document, Escalator, Task
-from nearline.escalation.results import EscalationResult, Failed, Refused, Unappliable
+from nearline.escalation.results import (
+    Changed,
+    EscalationResult,
+    Failed,
+    Refused,
+    Unappliable,
+)
 from nearline.escalation.router import Decision
+from nearline.index import FileEntry, scan_text
 
 SENDING: contextvars.ContextVar[tuple[float, int] | None] = contextvars.ContextVar(
     "sending", default=None
 )
 """The simulated time and sequence number of the request the current task is sending."""
+
+
+def simulated_time() -> float:
+    """The simulated time of the request being sent (the project map's clock)."""
+    sending = SENDING.get()
+    return sending[0] if sending is not None else time.time()
 
 
 class KeptTransport(httpx.AsyncBaseTransport):
@@ -70,6 +85,19 @@ class Run:
     per_dev: dict[int, Escalations] = field(default_factory=dict)
     transport: KeptTransport = field(default_factory=KeptTransport)
     price_table: Any = None
+    entries: list[FileEntry] = field(default_factory=list)
+    """The project index of the repository (every checkout is the same commit)."""
+    count: Callable[[str], int] | None = None
+    """The simulated provider's token count (for the naive baseline)."""
+    naive: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    """Ledger uid → (input, output, map) tokens of the same request sent naively: input
+    without the project map, output with a change answered as the whole rewritten files
+    instead of a diff; and the map's tokens in the prompt nearline sent."""
+    map_tokens: int = 0
+    """The project map's tokens, as the provider counts them (the last one sent)."""
+
+    def __post_init__(self) -> None:
+        self.entries = [scan_text(f.rel, f.text, language_of(f.rel)) for f in self.repo]
 
     def project(self, dev: int) -> Project:
         return Project(str(self.roots[dev]), PROJECT)
@@ -99,7 +127,12 @@ class Run:
         if dev not in self.per_dev:
             project = self.project(dev)
             escalator = Escalator(
-                self.settings, self.roots[dev], default_model_path, transport=self.transport
+                self.settings,
+                self.roots[dev],
+                default_model_path,
+                transport=self.transport,
+                project_entries=lambda: self.entries,
+                clock=simulated_time,
             )
             self.per_dev[dev] = Escalations(escalator, self.ledger, lambda: project)
         return self.per_dev[dev]
@@ -131,11 +164,31 @@ class Run:
         self.klass[recorded.entry.uid] = req.klass
         self.weight[recorded.entry.uid] = weight
         result = recorded.result
+        self.naive[recorded.entry.uid] = self.naive_tokens(req, recorded.entry, result)
         why = failure_of(result)
         if why is not None:
             self.failures[f"{req.klass}: {why}"] += 1
         if result.decision is not None:
             self.note(req, result.decision, routed)
+
+    def naive_tokens(
+        self, req: Request, entry: Entry, result: EscalationResult
+    ) -> tuple[int, int, int]:
+        """(input, output, map) tokens: see ``naive``."""
+        t = entry.tokens
+        prompt, output, in_map = t.input + t.cache_read + t.cache_write, t.output, 0
+        if self.count is None or not prompt:
+            return prompt, output, 0
+        holder = self.escalations(req.dev).escalator.map
+        mapped = entry.tier in self.settings.project_map.tiers  # the tiers that get the map
+        if mapped and holder is not None and holder.last and holder.last.text:
+            self.map_tokens = in_map = self.count("<user>" + holder.last.text, True) + 4
+            prompt -= in_map
+        if isinstance(result, Changed):
+            rewritten = [c.new_text for c in result.changes if c.old_text is not None]
+            if rewritten:
+                output = sum(self.count(t) for t in rewritten) + self.count(result.text[:200])
+        return prompt, output, in_map
 
 
 def failure_of(result: EscalationResult) -> str | None:

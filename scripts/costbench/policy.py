@@ -10,15 +10,18 @@ from typing import Any
 from costbench.workload import DEFAULT_MIX, PROJECT
 
 
-def policy(base_url: str, flagship_model: str, value_model: str) -> dict[str, Any]:
+def policy(
+    base_url: str, flagship_model: str, value_model: str, anthropic: bool = True
+) -> dict[str, Any]:
     """What a team would put in ``.nearline.toml``: small, single-file questions, names and
-    boilerplate on the cheap model; anything multi-file, large or a debugging session on the
-    flagship; autocomplete stays local (it never goes through the router)."""
-    provider = {"kind": "openai", "base_url": base_url, "max_retries": 2, "read_timeout_s": 300.0}
+        boilerplate on the cheap model; anything multi-file, large or a debugging session on the
+        flagship; autocomplete stays local (it never goes through the router). ``anthropic``: Claude
+    models speak Anthropic's API (False: every provider is OpenAI-compatible, as llama.cpp's
+    server is)."""
     return {
         "providers": {
-            "flagship-model": {**provider, "model": flagship_model},
-            "value-model": {**provider, "model": value_model},
+            "flagship-model": provider(base_url, flagship_model, anthropic),
+            "value-model": provider(base_url, value_model, anthropic),
         },
         "routing": {
             "tiers": {
@@ -42,6 +45,15 @@ def policy(base_url: str, flagship_model: str, value_model: str) -> dict[str, An
         },
         "usage": {"project_name": PROJECT},
     }
+
+
+def provider(base_url: str, model: str, anthropic: bool = True) -> dict[str, Any]:
+    """A provider of the model's own API: Anthropic's Messages API for Claude models (at the
+    server's root), OpenAI's chat completions for the others (``base_url`` ends in /v1)."""
+    common = {"max_retries": 2, "read_timeout_s": 300.0, "model": model}
+    if anthropic and "claude" in model:
+        return {"kind": "anthropic", "base_url": base_url.removesuffix("/v1"), **common}
+    return {"kind": "openai", "base_url": base_url, **common}
 
 
 def toml_lines(data: dict[str, Any], prefix: str = "") -> list[str]:

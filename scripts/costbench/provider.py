@@ -1,7 +1,9 @@
-"""The simulated provider: nearline's one fake OpenAI-compatible server (``tests/support``),
-answering like a cloud model. It counts tokens like the embedded model's tokenizer, caches
-prompt prefixes as OpenAI bills them, and answers with text of a plausible length (a diff that
-applies for a change). It runs in its own process; ``llama_server`` is the real alternative."""
+"""The simulated provider: nearline's one fake server (``tests/support``), answering like a
+cloud model: OpenAI's chat completions (``POST /v1/chat/completions``) and Anthropic's Messages
+API (``POST /v1/messages``, SSE events as Anthropic streams them). It counts tokens like the
+embedded model's tokenizer, caches prompt prefixes as each provider bills them
+(``costbench.caching``), and answers with text of a plausible length (a diff that applies for
+a change). It runs in its own process; ``llama_server`` is the real alternative."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from typing import Any
 import httpx
 
 from costbench import ROOT
+from costbench.anthropic import anthropic_events, anthropic_messages, pieces_of
+from costbench.caching import Billed, Block, PromptCache
 from costbench.workload import NOUNS
 from nearline.catalog import default_model_path
 from nearline.tasks import TASKS
@@ -75,9 +79,7 @@ class CloudModel:
 
     def __init__(self, tokenizer: Tokenizer, ttl_s: float) -> None:
         self.tokenizer = tokenizer
-        self.ttl_s = ttl_s
-        self.cache: dict[bytes, float] = {}
-        """Prompt prefix → the simulated time it was last used."""
+        self.cache = PromptCache(ttl_s)
         self.turn = threading.Condition()
         self.next_seq = 0
         self.stats: dict[str, Counter[str]] = defaultdict(Counter)
@@ -100,91 +102,80 @@ class CloudModel:
             return {k: dict(v) for k, v in self.stats.items()}
 
     def respond(self, received: Received) -> Reply:
-        if received.path != "/v1/chat/completions":
+        anthropic = received.path == "/v1/messages"
+        if received.path != "/v1/chat/completions" and not anthropic:
             return json_reply({"error": {"message": "not found"}}, 404)
         body = received.json
         model = str(body.get("model") or "")
-        messages = body.get("messages") or []
+        messages = anthropic_messages(body) if anthropic else body.get("messages") or []
         now = float(received.headers.get(TS_HEADER) or time.time())
         seq = received.headers.get(SEQ_HEADER)
-        text = answer_for(body)
+        text = answer_for(messages)
         completion = self.tokenizer.count(text)
         limit = int(body.get("max_tokens") or 4096)
         finish = "stop"
         if completion > limit:
             text, completion, finish = text[: limit * 3], limit, "length"
         with self.in_order(int(seq) if seq else None):
-            prompt, cached = prompt_usage(self, model, messages, now)
+            billed = prompt_usage(self, model, messages, now, anthropic)
             s = self.stats[model]
             s["requests"] += 1
-            s["prompt_tokens"] += prompt
-            s["cached_tokens"] += cached
+            s["prompt_tokens"] += billed.prompt
+            s["cached_tokens"] += billed.cache_read
+            s["cache_write_tokens"] += billed.cache_write
             s["completion_tokens"] += completion
+        if anthropic:
+            end = "max_tokens" if finish == "length" else "end_turn"
+            events = anthropic_events(model, text, billed, completion, end)
+            return Reply(body=b"".join(events), content_type="text/event-stream")
         usage = {
-            "prompt_tokens": prompt,
+            "prompt_tokens": billed.prompt,
             "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": cached},
+            "total_tokens": billed.prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": billed.cache_read},
         }
         base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "model": model}
-        events = []
-        step = max(1, len(text) // 8)
-        for i in range(0, len(text), step):
-            delta = {"content": text[i : i + step]}
-            events.append({**base, "choices": [{"index": 0, "delta": delta}]})
-        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        chunks = []
+        for piece in pieces_of(text):
+            chunks.append({**base, "choices": [{"index": 0, "delta": {"content": piece}}]})
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
-            events.append({**base, "choices": [], "usage": usage})
-        return Reply(body=b"".join(sse(*events)), content_type="text/event-stream")
+            chunks.append({**base, "choices": [], "usage": usage})
+        return Reply(body=b"".join(sse(*chunks)), content_type="text/event-stream")
 
 
 MESSAGE_OVERHEAD = 4
 REPLY_OVERHEAD = 3
-CACHE_MIN, CACHE_STEP = 1024, 128
+FILES_HEAD = "Project files for reference:"
 
 
-def prefix_pieces(messages: list[dict[str, Any]]) -> list[str]:
-    """The prompt in pieces a cache can hold a prefix of: each message, the project-files
-    message split at each file."""
-    pieces: list[str] = []
+def prompt_blocks(tokenizer: Tokenizer, messages: list[dict[str, Any]]) -> list[Block]:
+    """The prompt in blocks a cache can hold a prefix of: each message, the project-files
+    message split at each file (OpenAI caches at any boundary; Anthropic only where ``cache``
+    says)."""
+    texts: list[tuple[str, bool]] = []
     for m in messages:
         content = str(m.get("content") or "")
         head = f"<{m.get('role')}>"
-        if content.startswith("Project files for reference:"):
-            parts = re.split(r"(?=\n=== )", content)
-            pieces.append(head + parts[0])
-            pieces.extend(parts[1:])
-        else:
-            pieces.append(head + content)
-    return pieces
+        parts = re.split(r"(?=\n=== )", content) if content.startswith(FILES_HEAD) else [content]
+        parts[0] = head + parts[0]
+        texts += [(p, False) for p in parts[:-1]] + [(parts[-1], bool(m.get("cache")))]
+    last = len(texts) - 1
+    blocks = []
+    for i, (text, cache) in enumerate(texts):
+        overhead = MESSAGE_OVERHEAD if text.startswith("<") else 0
+        blocks.append(Block(text, tokenizer.count(text, memo=i < last) + overhead, cache))
+    return blocks
 
 
 def prompt_usage(
-    cloud: CloudModel, model: str, messages: list[dict[str, Any]], now: float
-) -> tuple[int, int]:
-    """(prompt tokens, of them read from the cache), like OpenAI's automatic prompt caching:
-    the longest prefix, at a piece boundary, used within the TTL, if 1024 tokens or more
-    (counted in steps of 128). The caller holds ``server.turn``."""
-    pieces = prefix_pieces(messages)
-    counts = [cloud.tokenizer.count(p, memo=i < len(pieces) - 1) for i, p in enumerate(pieces)]
-    total = sum(counts) + MESSAGE_OVERHEAD * len(messages) + REPLY_OVERHEAD
-    digest = hashlib.sha1(model.encode())
-    prefixes: list[tuple[bytes, int]] = []
-    upto = 0
-    for piece, n in zip(pieces[:-1], counts[:-1], strict=True):  # never the whole prompt
-        digest.update(piece.encode())
-        upto += n
-        if upto >= CACHE_MIN:
-            prefixes.append((digest.copy().digest(), upto))
-    cached = 0
-    for key, n in prefixes:
-        seen = cloud.cache.get(key)
-        if seen is not None and 0 <= now - seen <= cloud.ttl_s:
-            cached = max(cached, n)
-        cloud.cache[key] = max(now, seen or now)
-    if cached:
-        cached = CACHE_MIN + (cached - CACHE_MIN) // CACHE_STEP * CACHE_STEP
-    return total, cached
+    cloud: CloudModel, model: str, messages: list[dict[str, Any]], now: float, anthropic: bool
+) -> Billed:
+    """The prompt's tokens as the provider bills them. The caller holds ``cloud.turn``."""
+    blocks = prompt_blocks(cloud.tokenizer, messages)
+    if anthropic:
+        return cloud.cache.anthropic(model, blocks, REPLY_OVERHEAD, now)
+    return cloud.cache.openai(model, blocks, REPLY_OVERHEAD, now)
 
 
 TASK_OF = {t.instruction: t.kind.value for t in TASKS.values() if t.instruction}
@@ -195,9 +186,8 @@ def _words(rng: random.Random, n: int, vocab: Sequence[str]) -> str:
     return " ".join(rng.choice(vocab) for _ in range(n))
 
 
-def answer_for(body: dict[str, Any]) -> str:
+def answer_for(messages: list[dict[str, Any]]) -> str:
     """A plausible answer: its length from the request, a diff that applies for changes."""
-    messages = body.get("messages") or []
     last = str(messages[-1].get("content") or "") if messages else ""
     first_line = last.split("\n", 1)[0]
     task = TASK_OF.get(first_line, "ask")
@@ -205,7 +195,8 @@ def answer_for(body: dict[str, Any]) -> str:
     m = SELECTION.search(last)
     path, start = (m.group(1), int(m.group(2))) if m else ("file.py", 1)
     selected = m.group(4).split("\n") if m else []
-    n_files = str(messages[1].get("content") or "").count("\n=== ") if len(messages) > 1 else 1
+    shown = [str(m.get("content") or "") for m in messages]
+    n_files = max((c.count("\n=== ") for c in shown if c.startswith(FILES_HEAD)), default=1)
     vocab = re.findall(r"[a-z_]{3,}", last) or NOUNS
     if task == "tests":
         return tests_diff(rng, path, selected)

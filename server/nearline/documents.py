@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
+from urllib.parse import unquote, urlparse
 
 from nearline.errors import PositionError, UnsupportedDocumentError
 
@@ -46,6 +47,19 @@ LANGUAGES = {
     ".html": "html",
     ".css": "css",
 }
+
+
+def path_of_uri(uri: str) -> Path | None:
+    """The file-system path of a ``file:`` URI (None for other schemes)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return None
+    path = unquote(parsed.path)
+    if parsed.netloc and parsed.netloc != "localhost":
+        path = f"//{parsed.netloc}{path}"
+    if re.match(r"^/[A-Za-z]:", path):  # file:///C:/x on Windows
+        path = path[1:]
+    return Path(path)
 
 
 def language_of(path: str) -> str:

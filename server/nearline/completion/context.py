@@ -11,6 +11,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nearline.completion.crossfile import Block
+
 BLOCK_OPENERS = (":", "{", "(", "[", "=>", "->", " do", " then", "\\")
 KEEP_RATIO = 0.4
 """After a move, the window holds this share of ``max_prefix_chars``; room to type the rest."""
@@ -43,6 +45,9 @@ class CompletionContext:
     below: str = ""
     """The window's whole lines after the cursor's line (``suffix`` without the line's
     rest): text that typing on the cursor's line does not change."""
+    repo: tuple[Block, ...] = ()
+    """Cross-file context: definitions from other files of the project, placed before the
+    window; chosen again only when the window's anchor moves, so the prompt's start stays."""
 
     @property
     def indent(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -24,6 +25,7 @@ from nearline.completion.context import (
     prompt_prefix,
     trailing_whitespace,
 )
+from nearline.completion.crossfile import Block, blocks_for
 from nearline.completion.engine.base import CompletionEngine, Generation, StopReason
 from nearline.completion.engine.kvstate import KvStates
 from nearline.completion.engine.llama import LocalEngine
@@ -38,8 +40,9 @@ from nearline.completion.postprocess import (
 from nearline.completion.scheduler import Job, Priority, Scheduler
 from nearline.completion.typethrough import ShownSuggestions
 from nearline.config import Settings
-from nearline.documents import DocumentView, to_code_points
+from nearline.documents import DocumentView, path_of_uri, to_code_points
 from nearline.errors import ModelError, NearlineError
+from nearline.index.store import ProjectIndex
 from nearline.paths import cache_dir
 from nearline.vocab import StrEnum
 
@@ -103,14 +106,27 @@ class Stats:
         return data
 
 
-def build_prompt(template: FimTemplate, ctx: CompletionContext, path: str) -> str:
-    """The prompt for ``ctx``: with a ``line`` template, the rest of the cursor's line in the
-    hole and the lines below it as a context block before it, so that a keystroke changes
-    only the end of the prompt's tokens (the KV cache keeps the rest)."""
+def build_prompt(
+    template: FimTemplate,
+    ctx: CompletionContext,
+    path: str,
+    rel: str = "",
+    project: str = "",
+) -> str:
+    """The prompt for ``ctx``: the cross-file blocks first (in the template's repository
+    format), then the window. With a ``line`` template, the rest of the
+    cursor's line in the hole and the lines below it as a context block before it, so that a
+    keystroke changes only the end of the prompt's tokens (the KV cache keeps the rest).
+    ``path``: the document's file name; ``rel``: its path in the project; ``project``: the
+    project's name."""
+    repo = [(b.path, b.text) for b in ctx.repo] if template.repo else []
+    prefix = prompt_prefix(ctx)
     if template.suffix == "line" and template.context:
         blocks = [(path, ctx.below)] if ctx.below.strip() else []
-        return template.render(prompt_prefix(ctx), ctx.line_suffix, blocks, path)
-    return template.render(prompt_prefix(ctx), ctx.suffix, path=path)
+        return template.render(prefix, ctx.line_suffix, blocks, path, repo, rel or path, project)
+    return template.render(
+        prefix, ctx.suffix, path=path, repo=repo, repo_path=rel or path, repo_name=project
+    )
 
 
 def _line_mode_stop(ctx: CompletionContext, max_lines: int) -> Callable[[str], int | None]:
@@ -119,6 +135,16 @@ def _line_mode_stop(ctx: CompletionContext, max_lines: int) -> Callable[[str], i
         return len(cut) if len(cut) < len(text) else None
 
     return stop
+
+
+@dataclass(frozen=True)
+class _RepoChoice:
+    anchor: int
+    ready: bool
+    """Whether the project index was built."""
+    blocks: tuple[Block, ...]
+    rel: str
+    """The document's path in the project."""
 
 
 class CompletionService:
@@ -140,6 +166,10 @@ class CompletionService:
         self.scheduler = Scheduler()
         self.shown = ShownSuggestions()
         self._anchors: dict[str, int] = {}
+        self.project: ProjectIndex | None = None
+        """The project index the cross-file context comes from (set by the server)."""
+        self._repo: dict[str, _RepoChoice] = {}
+        """Per document: its cross-file blocks and when they were chosen."""
         self.on_extended: Callable[[str, CompletionContext], None] | None = None
         """Called (on the engine thread) when a budget-cut suggestion has been finished."""
         self._pipeline = make_pipeline(settings.completion.max_block_lines)
@@ -186,14 +216,38 @@ class CompletionService:
             max_suffix_chars=opts.max_suffix_chars,
         )
         self._anchors[view.uri] = ctx.anchor
-        return ctx
+        repo = self._repo_blocks(view, ctx.anchor)
+        return dataclasses.replace(ctx, repo=repo) if repo else ctx
+
+    def _repo_blocks(self, view: DocumentView, anchor: int) -> tuple[Block, ...]:
+        """The document's cross-file blocks, chosen again only when the window's anchor moved
+        (or the index became ready): a keystroke keeps the prompt's start."""
+        project, budget = self.project, self.settings.completion.cross_file_chars
+        if project is None or budget <= 0 or not self.engine.template.repo:
+            return ()  # a family without a repository format: none (measured: no gain)
+        ready = project.ready.is_set()
+        kept = self._repo.get(view.uri)
+        if kept is not None and kept.anchor == anchor and kept.ready == ready:
+            return kept.blocks
+        blocks: tuple[Block, ...] = ()
+        path = path_of_uri(view.uri)
+        rel = project.relative(path) if path is not None else None
+        if ready and rel is not None:
+            blocks = tuple(blocks_for(rel, view.lines, project.modules(), budget))
+        self._repo[view.uri] = _RepoChoice(anchor, ready, blocks, rel or "")
+        return blocks
 
     def forget(self, uri: str) -> None:
         self._anchors.pop(uri, None)
+        self._repo.pop(uri, None)
         self.shown.forget(uri)
 
     def _prompt(self, ctx: CompletionContext, uri: str) -> str:
-        return build_prompt(self.engine.template, ctx, PurePosixPath(uri).name)
+        name = PurePosixPath(uri).name
+        kept = self._repo.get(uri) if ctx.repo else None
+        rel = kept.rel if kept is not None else ""
+        project = self.project.root.name if self.project is not None else ""
+        return build_prompt(self.engine.template, ctx, name, rel, project)
 
     def _key(self, ctx: CompletionContext, prompt: str) -> str:
         return cache_key(

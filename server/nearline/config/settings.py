@@ -91,6 +91,10 @@ class CompletionSettings:
     min_confidence: float = 0.0
     """A suggestion is shown only when the geometric mean of its tokens' probabilities is at
     least this (0: always)."""
+    cross_file_chars: int = 1200
+    """Cross-file context: up to this many characters of the definitions the document imports
+    (from the project index) go before the window, for model families with a repository
+    format in ``models/templates.toml``; 0: none."""
 
     def __post_init__(self) -> None:
         _check(
@@ -126,6 +130,30 @@ class CompletionSettings:
             self.max_document_bytes,
             "an integer >= 1024",
         )
+        _check(
+            0 <= self.cross_file_chars <= 20_000,
+            "completion.cross_file_chars",
+            self.cross_file_chars,
+            "0..20000",
+        )
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """The project index (files, symbols, imports), built in the background and kept on disk."""
+
+    enable: bool = True
+    max_files: int = 20_000
+    """Files beyond this many are not indexed (a stable order: folders depth-first)."""
+    max_file_kb: int = 512
+    """Larger files are listed nowhere (generated code, data)."""
+    workers: int = 2
+    """Low-priority processes that read a first build (0: a thread of the server)."""
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.max_files <= 1_000_000, "index.max_files", self.max_files, "1..1000000")
+        _check(1 <= self.max_file_kb <= 65_536, "index.max_file_kb", self.max_file_kb, "1..65536")
+        _check(0 <= self.workers <= 64, "index.workers", self.workers, "0..64")
 
 
 @dataclass(frozen=True)
@@ -412,6 +440,47 @@ class UsageSettings:
     """This project's name in the ledger; empty: its folder's name."""
 
 
+@dataclass(frozen=True)
+class ProjectMapSettings:
+    """The project map at the head of cloud prompts (``escalation.project_map``)."""
+
+    enable: bool = True
+    max_tokens: int = 8000
+    """Its size (estimated tokens). Over 4096 with the system prompt, so it is cacheable on
+    every current Anthropic model (Haiku 4.5's and Opus 4.5's minimum); read from the cache
+    at 0.1x, 8000 tokens cost what 800 uncached ones do: about a tenth of a flagship request
+    with a few files. Room for every path of a few thousand files, or a few hundred with
+    their signatures."""
+    refresh_minutes: float = 60.0
+    """Rebuilt at most once per period of this length (periods aligned to the clock)."""
+    rebuild_changed_share: float = 0.2
+    """... or sooner, when more than this share of the files was added, removed or changed."""
+    tiers: tuple[str, ...] = ("flagship",)
+    """The tiers whose prompts carry the map. The flagship's only by default: on the cost
+    benchmark the map on every cloud tier made the team's bill ~19% higher (its reads and
+    writes), and the complex, multi-file requests it helps most go to the flagship."""
+
+    def __post_init__(self) -> None:
+        _check(
+            1000 <= self.max_tokens <= 100_000,
+            "project_map.max_tokens",
+            self.max_tokens,
+            "1000..100000",
+        )
+        _check(
+            1 <= self.refresh_minutes <= 1440,
+            "project_map.refresh_minutes",
+            self.refresh_minutes,
+            "1..1440",
+        )
+        _check(
+            0 < self.rebuild_changed_share <= 1,
+            "project_map.rebuild_changed_share",
+            self.rebuild_changed_share,
+            "a number in (0, 1]",
+        )
+
+
 DEFAULT_FLAGSHIP_MODEL = "claude-sonnet-4-5"
 
 
@@ -420,6 +489,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
     cloud: bool = True
     """False keeps every request on this machine."""
     providers: dict[str, ProviderSettings] = field(default_factory=dict)
@@ -430,6 +500,7 @@ class Settings:
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
+    project_map: ProjectMapSettings = field(default_factory=ProjectMapSettings)
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from nearline.config import LOCAL_PROVIDER, ProviderSettings, Settings
 from nearline.documents import language_of, split_lines
 from nearline.errors import DiffError, ModelError, ProviderError
 from nearline.escalation import edits, privacy
+from nearline.escalation.project_map import MapHolder, MapOptions
 from nearline.escalation.prompts import (
     Selection,
     SourceFile,
@@ -40,6 +42,7 @@ from nearline.escalation.results import (
     Unappliable,
 )
 from nearline.escalation.router import Decision, RouteRequest, estimate_tokens, route_for
+from nearline.index import FileEntry
 from nearline.providers import (
     ChatEngine,
     ChatRequest,
@@ -97,11 +100,17 @@ class Escalator:
         spending: Callable[[], Spending | None] | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        project_entries: Callable[[], Sequence[FileEntry]] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.root = root
         self.transport = transport
         """The HTTP transport every provider engine uses (None: httpx's own)."""
+        self.map = MapHolder(project_entries) if project_entries is not None else None
+        """The project map cloud prompts start with (None: no project index, no map)."""
+        self.clock = clock
+        """Wall-clock seconds, for the map's refresh periods."""
         self._local_model = local_model
         self._local: LocalChatEngine | None = None
         self._engines: dict[str, tuple[ProviderSettings, ChatEngine]] = {}
@@ -166,6 +175,7 @@ class Escalator:
             selection_lines=sel.end_line - sel.start_line + 1,
             est_tokens=estimate_tokens(texts),
             language=language_of(docs[0].path),
+            map_tokens=self.map_tokens(),
         )
         verdict = self.privacy_verdict(docs) if private is True else private
         decision = route_for(request, self.settings, private=verdict or None)
@@ -248,12 +258,18 @@ class Escalator:
         if loop is not None:
             return Refused(loop, RefusalKind.LOOP, decision)
         files, sel = self._sources(task, docs)
-        messages = build_messages(task.kind, files, sel, task.instruction, task.diagnostic)
         local = decision.providers == (LOCAL_PROVIDER,)
+        # The embedded model's context is small: the map is for the cloud tiers that the
+        # settings name. A rebuild reads every entry and scans it for secrets: off the loop.
+        mapped = not local and decision.tier in self.settings.project_map.tiers
+        project_map = await asyncio.to_thread(self.project_map) if mapped else ""
+        messages = build_messages(
+            task.kind, files, sel, task.instruction, task.diagnostic, project_map
+        )
         request = ChatRequest(
             messages=messages,
             max_tokens=LOCAL_ANSWER_TOKENS if local else MAX_ANSWER_TOKENS,
-            cache_key=project_cache_key(str(self.root or docs[0].path)),
+            cache_key=project_cache_key(self.project_name(docs)),
         )
         engines = [self._engine(name) for name in decision.providers]
         try:
@@ -277,6 +293,37 @@ class Escalator:
         except DiffError as exc:
             return Unappliable(decision, result, result.text, str(exc))
         return Changed(decision, result, result.text, changes)
+
+    def project_name(self, docs: Sequence[Document]) -> str:
+        """The project's name, alike in every checkout (not its path)."""
+        if self.settings.usage.project_name:
+            return self.settings.usage.project_name
+        return self.root.name if self.root is not None else str(Path(docs[0].path).parent)
+
+    def map_tokens(self) -> int:
+        """The project map's size as last built (its budget before the first build); 0 when
+        there is none. Cheap: for estimates on the event loop."""
+        opts = self.settings.project_map
+        if self.map is None or not opts.enable:
+            return 0
+        last = self.map.last
+        if last is not None:
+            return last.tokens
+        return opts.max_tokens if self.map.entries() else 0
+
+    def project_map(self) -> str:
+        """The project map for a cloud prompt ("" when off or without an index)."""
+        opts = self.settings.project_map
+        if self.map is None or not opts.enable:
+            return ""
+        options = MapOptions(
+            opts.max_tokens,
+            opts.refresh_minutes,
+            opts.rebuild_changed_share,
+            tuple(self.settings.privacy.local_only),
+            self.settings.privacy.scan_secrets,
+        )
+        return self.map.get(options, self.clock()).text
 
     def plan_changes(self, answer: str, docs: Sequence[Document]) -> tuple[FileChange, ...]:
         """Every file the answer's diff touches, checked against its current text; all or

@@ -1,6 +1,15 @@
-"""Chat prompts for escalated requests, laid out for provider prompt caches: the stable system
-prompt first, then the project's files (sorted, so the same set is the same bytes), then the
-request. Pure functions."""
+"""Chat prompts for escalated requests, laid out for provider prompt caches::
+
+    system prompt      the same bytes for every request          cache breakpoint
+    project map        the same bytes for a team on one commit   cache breakpoint
+                       between rebuilds (``project_map``)
+    project files      the request's files, sorted by path
+    request            task, instruction, diagnostic, selection
+
+Provider caches are per organization: a team sending the same system prompt and map shares
+one cached prefix. The request's own files get no breakpoint: a breakpoint writes the prefix
+at 1.25x the input price, which pays only if it is read again within the cache's 5 minutes,
+and the same set of files rarely is. Pure functions."""
 
 from __future__ import annotations
 
@@ -39,9 +48,10 @@ class Selection:
     text: str
 
 
-def project_cache_key(root: str) -> str:
-    """OpenAI's ``prompt_cache_key``: one per project, no path in the clear."""
-    return "nearline-" + hashlib.sha256(root.encode()).hexdigest()[:16]
+def project_cache_key(project: str) -> str:
+    """OpenAI's ``prompt_cache_key``: one per project, the project's name hashed (a team's
+    checkouts share it, so their requests go where the shared prefix is cached)."""
+    return "nearline-" + hashlib.sha256(project.encode()).hexdigest()[:16]
 
 
 def context_message(files: Sequence[SourceFile]) -> str:
@@ -76,9 +86,15 @@ def build_messages(
     selection: Selection | None,
     instruction: str = "",
     diagnostic: str = "",
+    project_map: str = "",
 ) -> tuple[ChatMessage, ...]:
+    """System prompt, project map (when there is one), files, request; breakpoints after the
+    first two (``ChatMessage.cache``)."""
+    head = [ChatMessage("system", SYSTEM, cache=True)]
+    if project_map:
+        head.append(ChatMessage("user", project_map, cache=True))
     return (
-        ChatMessage("system", SYSTEM, cache=True),
-        ChatMessage("user", context_message(files), cache=True),
+        *head,
+        ChatMessage("user", context_message(files)),
         ChatMessage("user", request_message(task, selection, instruction, diagnostic)),
     )

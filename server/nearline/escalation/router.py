@@ -25,6 +25,9 @@ class RouteRequest:
     selection_lines: int = 0
     est_tokens: int = 0
     language: str = ""
+    map_tokens: int = 0
+    """The project map's tokens, for the tiers whose prompts carry it (``project_map.tiers``):
+    priced as cache reads, what it costs once the team has it in the provider's cache."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ def route_for(
     cost = 0.0
     if first is not None:
         price = provider_price(first, table_for(settings))
-        cost = price.cost(Tokens(input=req.est_tokens, output=output))
+        mapped = req.map_tokens if tier in settings.project_map.tiers else 0
+        cost = price.cost(Tokens(input=req.est_tokens, cache_read=mapped, output=output))
     return Decision(
         task=req.task,
         tier=tier,

@@ -19,6 +19,8 @@ class Connection:
     notifier: Notifier
     idle: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     """Per document: the warm-up timer started by an edit."""
+    reindex: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    """Per document: the timer that puts its symbols into the project index."""
     watcher: asyncio.TimerHandle | None = None
     """The next look at the config files."""
     closing: asyncio.Task[None] | None = None

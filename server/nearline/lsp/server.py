@@ -56,6 +56,10 @@ def create_server(flags: Mapping[str, Any] | None = None) -> LanguageServer:
     def did_change(ls: LanguageServer, params: types.DidChangeTextDocumentParams) -> None:
         documents.did_change(conn, params)
 
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: LanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        documents.did_save(conn, params)
+
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         documents.did_close(conn, params)

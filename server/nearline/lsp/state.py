@@ -16,6 +16,7 @@ from nearline.accounting.entries import Project
 from nearline.accounting.ledger import Ledger
 from nearline.app.completions import Completions
 from nearline.app.escalations import Escalations
+from nearline.app.indexing import build_in_background, index_text, open_index
 from nearline.app.project import project_of
 from nearline.catalog import resolve_model_path
 from nearline.completion import CompletionService, build_service
@@ -23,6 +24,8 @@ from nearline.config import ConfigStack, Settings, merge
 from nearline.documents import OpenDocument, column_of
 from nearline.errors import ConfigError, LedgerError, UnknownDocumentError
 from nearline.escalation.escalator import Escalator
+from nearline.index import FileEntry
+from nearline.index.store import ProjectIndex, RefreshStats
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +47,16 @@ class ServerState:
         """Called with every completion service built (wires its notifications)."""
         self.on_budget_error: Callable[[LedgerError], None] | None = None
         self._completions: Completions | None = None
+        self.index: ProjectIndex | None = None
+        """The workspace's project index; built in the background after ``initialized``."""
+        self.on_indexed: Callable[[RefreshStats], None] | None = None
         self.escalations = Escalations(
             Escalator(
                 self.settings,
                 self.stack.root,
                 lambda: resolve_model_path(self.settings.model),
                 self._spending,
+                project_entries=self._index_entries,
             ),
             None,
             self.project,
@@ -96,6 +103,30 @@ class ServerState:
     def project(self) -> Project:
         return project_of(self.stack, self.settings)
 
+    # -- the project index -------------------------------------------------------------------
+    def start_index(self) -> None:
+        """Open the workspace's index and build it in the background (nothing waits)."""
+        if self.index is not None:
+            return
+        self.index = open_index(self.stack.root, self.settings)
+        if self.index is not None:
+            if self.service is not None:
+                self.service.project = self.index
+            build_in_background(self.index, self.on_indexed)
+
+    def _index_entries(self) -> Sequence[FileEntry]:
+        index = self.index
+        return index.entries() if index is not None and index.ready.is_set() else ()
+
+    def index_job(self, uri: str) -> Callable[[], None] | None:
+        """Putting an open document's text, as it is now, into the index (after its edits
+        settle, or a save): for a worker thread. None when there is nothing to do."""
+        index, doc = self.index, self.documents.get(uri)
+        if index is None or doc is None:
+            return None
+        text = doc.text()  # here, on the event loop that edits the document
+        return lambda: index_text(index, uri, text)
+
     # -- the use cases -----------------------------------------------------------------------
     def start_ledger(self, on_error: Callable[[str], None]) -> None:
         self.ledger = Ledger(on_error=on_error)
@@ -107,6 +138,7 @@ class ServerState:
         the engine's thread."""
         if self._completions is None:
             service = self.service_factory(self.settings)
+            service.project = self.index
             self._completions = Completions(service, self.ledger, self.project)
             if self.on_new_service is not None:
                 self.on_new_service(service)
@@ -133,6 +165,8 @@ class ServerState:
         return round(self.ledger.spend_today(), 6) if self.ledger is not None else 0.0
 
     def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
         if self._completions is not None:
             self._completions.service.close()
             self._completions = None

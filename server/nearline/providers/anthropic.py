@@ -43,11 +43,22 @@ def anthropic_usage(usage: Any, base: Usage | None = None) -> Usage:
     return Usage(**counts)
 
 
-def text_block(message: ChatMessage) -> dict[str, Any]:
+MAX_BREAKPOINTS = 4
+"""Anthropic refuses a request with more ``cache_control`` blocks than this."""
+
+
+def text_block(message: ChatMessage, cache: bool = False) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "text", "text": message.content}
-    if message.cache:
+    if cache:
         block["cache_control"] = {"type": "ephemeral"}
     return block
+
+
+def breakpoints(messages: tuple[ChatMessage, ...]) -> set[int]:
+    """The messages that get a breakpoint: the first ``MAX_BREAKPOINTS`` marked ``cache``
+    (the stable prefix comes first), system ones first, as Anthropic reads them."""
+    order = sorted(range(len(messages)), key=lambda i: messages[i].role != "system")
+    return set([i for i in order if messages[i].cache][:MAX_BREAKPOINTS])
 
 
 class AnthropicEngine(HttpChatEngine):
@@ -61,15 +72,19 @@ class AnthropicEngine(HttpChatEngine):
         return headers
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
-        system = [text_block(m) for m in request.messages if m.role == "system"]
+        marked = breakpoints(request.messages)
+        system = [
+            text_block(m, i in marked) for i, m in enumerate(request.messages) if m.role == "system"
+        ]
         turns: list[dict[str, Any]] = []
-        for message in request.messages:
+        for i, message in enumerate(request.messages):
             if message.role == "system":
                 continue
+            block = text_block(message, i in marked)
             if turns and turns[-1]["role"] == message.role:  # one turn per role change
-                turns[-1]["content"].append(text_block(message))
+                turns[-1]["content"].append(block)
             else:
-                turns.append({"role": message.role, "content": [text_block(message)]})
+                turns.append({"role": message.role, "content": [block]})
         body: dict[str, Any] = {
             "model": self.settings.model,
             "max_tokens": request.max_tokens,

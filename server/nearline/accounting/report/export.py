@@ -37,6 +37,8 @@ def group_dict(g: Group) -> dict[str, Any]:
         "completions_from_cache": g.from_cache,
         "completion_cache_share": _r(g.completion_cache_share),
         "cost_by_tier": {tier: _r(cost) for tier, cost in g.cost_by_tier.items()},
+        "cache_hit_share_by_tier": {t: _r(v) for t, v in g.cache_by_tier.items()},
+        "cache_saved_usd": _r(g.cache_saved_usd),
         "anomaly": g.anomaly,
     }
 
@@ -63,7 +65,11 @@ def to_json(report: Report) -> str:
     return json.dumps(report_dict(report), indent=2)
 
 
-CSV_FIELDS = tuple(k for k in group_dict(summarize("", [], Price())) if k != "cost_by_tier")
+CSV_FIELDS = tuple(
+    k
+    for k in group_dict(summarize("", [], Price()))
+    if k not in ("cost_by_tier", "cache_hit_share_by_tier")
+)
 
 
 def to_csv(report: Report) -> str:

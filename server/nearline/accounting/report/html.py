@@ -153,6 +153,7 @@ def _cells(g: Group) -> list[str]:
         percent(g.acceptance_rate),
         usd(g.cost_per_accepted),
         percent(g.cache_hit_share),
+        usd(g.cache_saved_usd),
     ]
 
 
@@ -169,6 +170,7 @@ HTML_HEADERS = (
     "acceptance",
     "$/accepted",
     "cache hits",
+    "caching saved",
 )
 
 
@@ -197,7 +199,7 @@ def to_html(report: Report) -> str:
     if not report.groups:
         body.append(f"<p>{_e(empty_message(report))}</p>")
     else:
-        body.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes(report)[:4]) + "</ul>")
+        body.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes(report)[:6]) + "</ul>")
         if report.warnings:
             items = "".join(f"<li>{_e(w)}</li>" for w in report.warnings)
             body.append(f'<ul class="anomalies">{items}</ul>')

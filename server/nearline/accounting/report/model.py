@@ -13,7 +13,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from nearline.accounting.alerts import spike
@@ -22,6 +22,7 @@ from nearline.accounting.prices import (
     Tokens,
     as_cloud_request,
     flagship,
+    provider_price,
     table_for,
 )
 from nearline.config import Settings
@@ -63,6 +64,12 @@ class Group:
     """Completions served from the cache or typed through (no model ran)."""
     cost_by_tier: Mapping[str, float]
     anomaly: str | None = None
+    cache_by_tier: Mapping[str, float | None] = field(default_factory=dict)
+    """Tier → share of its input tokens read from a cache (the provider's; for the local tier,
+    llama.cpp's KV cache)."""
+    cache_saved_usd: float = 0.0
+    """What provider prompt caching saved: cache reads at the full input price minus what they
+    cost, minus the premium paid for cache writes (each at its model's prices)."""
 
     @property
     def total_tokens(self) -> int:
@@ -207,7 +214,39 @@ def bucket(rows: Iterable[Row], key: Callable[[Row], str]) -> dict[str, list[Row
     return out
 
 
-def summarize(key: str, rows: Sequence[Row], price: Price, anomaly: str | None = None) -> Group:
+def hit_share(rows: Sequence[Row]) -> float | None:
+    read = _sum(rows, "cache_read_tokens")
+    sent = read + _sum(rows, "input_tokens") + _sum(rows, "cache_write_tokens")
+    return read / sent if sent else None
+
+
+PriceOf = Callable[[Row], "Price | None"]
+"""A row's prices (its provider's, else its model's), None when unknown."""
+
+
+def cache_saved(rows: Iterable[Row], price_of: PriceOf) -> float:
+    """USD provider caching saved on the cloud rows: reads at the full input price minus
+    their price, minus the write premium (writes at their price minus the input price)."""
+    saved = 0.0
+    for r in rows:
+        p = price_of(r) if r.get("cloud") else None
+        if p is None:
+            continue
+        read = p.cache_read_input_token_cost
+        write = p.cache_creation_input_token_cost
+        full = p.input_cost_per_token
+        saved += int(r.get("cache_read_tokens") or 0) * (full - (full if read is None else read))
+        saved -= int(r.get("cache_write_tokens") or 0) * ((full if write is None else write) - full)
+    return saved
+
+
+def summarize(
+    key: str,
+    rows: Sequence[Row],
+    price: Price,
+    anomaly: str | None = None,
+    price_of: PriceOf | None = None,
+) -> Group:
     tokens = Tokens(
         input=_sum(rows, "input_tokens"),
         cache_read=_sum(rows, "cache_read_tokens"),
@@ -233,6 +272,8 @@ def summarize(key: str, rows: Sequence[Row], price: Price, anomaly: str | None =
         from_cache=sum(1 for r in completions if r.get("outcome") in FROM_CACHE),
         cost_by_tier={t: _usd(rs) for t, rs in sorted(tiers.items())},
         anomaly=anomaly,
+        cache_by_tier={t: hit_share(rs) for t, rs in sorted(tiers.items())},
+        cache_saved_usd=cache_saved(rows, price_of) if price_of is not None else 0.0,
     )
 
 
@@ -279,7 +320,15 @@ def build_report(
         raise ConfigError(f"cannot group usage by {by or period!r}")
     first, last = window(since, until, today or dt.date.today(), period)
     lo, hi = first.isoformat(), last.isoformat()
-    model, price = flagship(settings, table_for(settings))
+    table = table_for(settings)
+    model, price = flagship(settings, table)
+
+    def price_of(row: Row) -> Price | None:
+        provider = settings.providers.get(str(row.get("provider") or ""))
+        if provider is not None:
+            return provider_price(provider, table)
+        return table.get(str(row.get("model") or ""))
+
     inside = [r for r in rows if lo <= str(r["day"]) <= hi]
     anomalies = find_anomalies(rows, settings, lo, hi, first_day)
     flag_day = {a.day: a.message for a in anomalies}
@@ -292,9 +341,9 @@ def build_report(
         labels = project_labels(inside)
         buckets = {labels[k]: rs for k, rs in buckets.items()}
     if by is None:
-        grouped = [summarize(k, buckets[k], price, flag(k)) for k in sorted(buckets)]
+        grouped = [summarize(k, buckets[k], price, flag(k), price_of) for k in sorted(buckets)]
     else:
-        grouped = [summarize(k, rs, price) for k, rs in buckets.items()]
+        grouped = [summarize(k, rs, price, price_of=price_of) for k, rs in buckets.items()]
         grouped.sort(key=lambda g: (-g.cost_usd, -g.total_tokens, g.key))
     days = bucket(inside, lambda r: str(r["day"]))
     models = bucket(inside, lambda r: str(r.get("model") or NONE))
@@ -307,7 +356,7 @@ def build_report(
         flagship_model=model,
         flagship_price=price,
         groups=tuple(grouped),
-        total=summarize("total", inside, price),
+        total=summarize("total", inside, price, price_of=price_of),
         days=tuple(summarize(d, days[d], price, flag_day.get(d)) for d in sorted(days)),
         tokens_by_model=tuple(
             sorted(

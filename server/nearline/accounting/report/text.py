@@ -89,10 +89,23 @@ def notes(report: Report) -> list[str]:
         f"{usd(t.cost_per_accepted)} per accepted",
         f"cache hits: {percent(t.cache_hit_share)} of input tokens; "
         f"{percent(t.completion_cache_share)} of completions (cached or typed through)",
+        *provider_cache_lines(t),
     ]
     return (
         lines + [f"! {w}" for w in report.warnings] + [f"! {a.message}" for a in report.anomalies]
     )
+
+
+def provider_cache_lines(g: Group) -> list[str]:
+    """Cache hits per tier (local: llama.cpp's KV cache) and what provider caching saved."""
+    tiers = ", ".join(
+        f"{tier} {percent(share)}" for tier, share in g.cache_by_tier.items() if share is not None
+    )
+    return [
+        f"cache hits by tier: {tiers or '-'}",
+        f"provider caching saved {usd(g.cache_saved_usd)} (cache reads at the input price, "
+        "less what they cost and the cache-write premium)",
+    ]
 
 
 def empty_message(report: Report) -> str:

@@ -13,7 +13,7 @@ from nearline.errors import ConfigError
 from nearline.paths import bundled_data_dir
 
 PREFIX_ONLY = "prefix-only"
-_PLACEHOLDER = re.compile(r"\{(prefix|suffix|path|text)\}")
+_PLACEHOLDER = re.compile(r"\{(prefix|suffix|path|text|name)\}")
 SUFFIX_LAYOUTS = ("window", "line")
 
 
@@ -33,6 +33,13 @@ class FimTemplate:
     """What goes into the hole after the cursor: the whole suffix ``window``, or only the
     rest of the cursor's ``line`` (the code below it then goes into a context block, where
     a keystroke does not make the model evaluate it again)."""
+    repo: str = ""
+    """A block of another file of the project (cross-file context), with ``{path}`` and
+    ``{text}``, in the family's repository format. Empty: no cross-file context."""
+    repo_file: str = ""
+    """After the cross-file blocks, before the hole: the current file's header (``{path}``)."""
+    repo_head: str = ""
+    """Before the cross-file blocks: the repository's header (``{name}``)."""
     auto: str = ""
     """The template that serves a model this one's ``match`` detects (the family's measured
     choice, e.g. prefix-only); empty: this one."""
@@ -47,10 +54,20 @@ class FimTemplate:
         suffix: str,
         blocks: Sequence[tuple[str, str]] = (),
         path: str = "",
+        repo: Sequence[tuple[str, str]] = (),
+        repo_path: str = "",
+        repo_name: str = "",
     ) -> str:
-        """The prompt: the context ``blocks`` ((path, text) each), then the hole (``path``:
-        the document's). Substitutes in one pass so braces in code are left alone."""
-        head = "".join(_fill(self.context, {"path": p, "text": text}) for p, text in blocks)
+        """The prompt: the ``repo`` blocks (other files) between the repository's and the
+        current file's headers, the context ``blocks`` ((path, text) each), then the hole
+        (``path``: the document's file name; ``repo_path``: its path in the project;
+        ``repo_name``: the project's). Substitutes in one pass so braces in code are left
+        alone."""
+        head = _fill(self.repo_head, {"name": repo_name}) if repo else ""
+        head += "".join(_fill(self.repo, {"path": p, "text": text}) for p, text in repo)
+        if repo:
+            head += _fill(self.repo_file, {"path": repo_path or path})
+        head += "".join(_fill(self.context, {"path": p, "text": text}) for p, text in blocks)
         return head + _fill(self.fim, {"prefix": prefix, "suffix": suffix, "path": path})
 
 
@@ -69,6 +86,9 @@ def _template(tid: str, raw: Mapping[str, Any]) -> FimTemplate:
             stop=tuple(str(s) for s in raw.get("stop", [])),
             context=str(raw.get("context", "")),
             suffix=_suffix_layout(tid, raw.get("suffix", "window")),
+            repo=str(raw.get("repo", "")),
+            repo_file=str(raw.get("repo_file", "")),
+            repo_head=str(raw.get("repo_head", "")),
             auto=str(raw.get("auto", "")),
         )
     except KeyError as exc:
@@ -121,7 +141,8 @@ def detect_template(
 
 
 def _served(detected: FimTemplate) -> FimTemplate:
-    """The template ``detected``'s ``auto`` names, stopping at the family's stop tokens too."""
+    """The template ``detected``'s ``auto`` names, stopping at the family's stop tokens too,
+    and with the family's repository format for cross-file blocks when it has none."""
     if not detected.auto:
         return detected
     auto = registry()[detected.auto]
@@ -129,4 +150,7 @@ def _served(detected: FimTemplate) -> FimTemplate:
         auto,
         family=f"{detected.family}'s measured choice (models/templates.toml)",
         stop=tuple(dict.fromkeys(auto.stop + detected.stop)),
+        repo=auto.repo or detected.repo,
+        repo_file=auto.repo_file if auto.repo else detected.repo_file,
+        repo_head=auto.repo_head if auto.repo else detected.repo_head,
     )

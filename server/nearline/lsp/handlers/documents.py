@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 WARMUP_IDLE_S = 0.3
 """After an edit with no completion request for this long, warm the window at the edit."""
+REINDEX_IDLE_S = 2.0
+"""After the last edit of a document, this long until its symbols go into the project index."""
 
 
 def did_open(conn: Connection, params: types.DidOpenTextDocumentParams) -> None:
@@ -32,6 +34,7 @@ def did_change(conn: Connection, params: types.DidChangeTextDocumentParams) -> N
     if conn.state.change(uri, params.text_document.version, changes, conn.encoding) is None:
         log.info("didChange for %s, which was never opened", uri)
         return
+    _schedule_reindex(conn, uri)
     position = change_end(changes)
     if position is None or not conn.state.settings.completion.warmup:
         return
@@ -42,10 +45,42 @@ def did_change(conn: Connection, params: types.DidChangeTextDocumentParams) -> N
     )
 
 
+def did_save(conn: Connection, params: types.DidSaveTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    if (handle := conn.reindex.pop(uri, None)) is not None:
+        handle.cancel()
+    _reindex(conn, uri)
+
+
+def _schedule_reindex(conn: Connection, uri: str) -> None:
+    """The document's symbols into the project index once its edits settle."""
+    if conn.state.index is None:
+        return
+    if (old := conn.reindex.pop(uri, None)) is not None:
+        old.cancel()
+    conn.reindex[uri] = asyncio.get_running_loop().call_later(
+        REINDEX_IDLE_S, lambda: _reindex(conn, uri)
+    )
+
+
+def _reindex(conn: Connection, uri: str) -> None:
+    conn.reindex.pop(uri, None)
+    job = conn.state.index_job(uri)
+    if job is not None:
+        future = asyncio.get_running_loop().run_in_executor(None, job)
+        future.add_done_callback(_log_failure)
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.warning("project index update failed: %s", exc)
+
+
 def did_close(conn: Connection, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    if (handle := conn.idle.pop(uri, None)) is not None:
-        handle.cancel()
+    for handles in (conn.idle, conn.reindex):
+        if (handle := handles.pop(uri, None)) is not None:
+            handle.cancel()
     conn.state.close_document(uri)
 
 

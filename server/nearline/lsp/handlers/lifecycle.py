@@ -54,13 +54,14 @@ def initialized(conn: Connection) -> None:
     conn.notifier.loop = loop
     conn.state.completions  # noqa: B018 (builds the service: the model starts loading)
     status(conn, state="loading", message="loading the model")
+    conn.state.start_index()
     conn.watcher = loop.call_later(CONFIG_POLL_S, watch, conn)
 
 
 def shutdown(conn: Connection) -> None:
     if conn.watcher is not None:
         conn.watcher.cancel()
-    for handle in conn.idle.values():
+    for handle in (*conn.idle.values(), *conn.reindex.values()):
         handle.cancel()
     conn.state.close()
     loop = conn.notifier.loop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from nearline.app.usage import text_report
@@ -32,6 +33,14 @@ async def usage(conn: Connection, arguments: Any) -> str:
 def stats(conn: Connection) -> dict[str, Any]:
     service = conn.state.service
     data: dict[str, Any] = {"loaded": False, "escalations": list(conn.state.escalation_usage)}
+    index = conn.state.index
+    if index is not None:
+        data["index"] = {
+            "ready": index.ready.is_set(),
+            "files": len(index),
+            "generation": index.generation,
+            "last_refresh": dataclasses.asdict(index.last) if index.last else None,
+        }
     if service is not None:
         data.update(service.stats.as_dict())
         error = service.load_error()
