@@ -4,6 +4,7 @@ path ``workspace/didChangeConfiguration`` and the config files' watch take."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,22 @@ def test_a_broken_setting_keeps_the_last_good_ones(state: ServerState) -> None:
     changed, error = state.reload()
     assert not changed and error is not None and "max_block_lines" in str(error)
     assert state.settings.completion.max_block_lines == 8
+
+
+def test_an_index_setting_makes_a_new_index(state: ServerState, tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("def a(): ...\n")
+    (tmp_path / "b.py").write_text("def b(): ...\n")
+    state.stack.root = tmp_path
+    service = state.completions.service
+    state.start_index()
+    first = state.index
+    assert first is not None and first.ready.wait(30) and len(first) == 2
+    assert service.project is first
+    state.set_editor_options({"index": {"max_files": 1}})
+    assert state.reload() == (True, None)
+    second = state.index
+    assert second is not None and second is not first and second.ready.wait(30)
+    assert len(second) == 1 and service.project is second
+    state.set_editor_options({"index": {"enable": False}})
+    state.reload()
+    assert state.index is None and service.project is None

@@ -95,6 +95,13 @@ class ServerState:
             else:
                 completions.service.reconfigure(new)
         self.escalations.escalator.reconfigure(new, self.stack.root)
+        indexed = (old.index, old.cache, old.privacy.local_only)
+        if self.index is not None and indexed != (new.index, new.cache, new.privacy.local_only):
+            self.index.close()  # a new one, built as the settings now say
+            self.index = None
+            if self.service is not None:
+                self.service.project = None
+            self.start_index()
         if old.completion.max_document_bytes != new.completion.max_document_bytes:
             for doc in self.documents.values():
                 doc.max_bytes = new.completion.max_document_bytes
