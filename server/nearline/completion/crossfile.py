@@ -3,9 +3,9 @@ short code stubs for the prompt. Pure functions.
 
 The imports are read from the document's lines with patterns (the file is mid-edit, so it may
 not parse); a module is found in the index by its dotted name (relative imports against the
-file's own package). From ``from M import a, b`` come ``a`` and ``b`` (a class with its fields
-and public methods); from ``import M`` / ``from P import M`` the names of M the file uses as
-``M.name``. The names used most come first, until ``max_chars``.
+file's own package). From ``from M import a, b`` come ``a`` and ``b`` (a class with its fields,
+its constructor and the methods the file calls); from ``import M`` / ``from P import M`` the
+names of M the file uses as ``M.name``. The names used most come first, until ``max_chars``.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def _read_in_processes(
 ) -> list[tuple[str, Record | None, bool]]:
     """``read_file`` for each, in ``workers`` processes at the lowest CPU priority (the
     editor's keystrokes and the model come first); in this thread if processes cannot start."""
-    size = min(64, max(16, len(todo) // (workers * 8)))  # small results: short unpickling
+    size = min(64, max(16, len(todo) // (workers * 8)))  # small chunks: results come back often
     chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
     try:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded server
