@@ -143,11 +143,11 @@ def main() -> int:
         t0 = time.perf_counter()
         loaded = restarted.load()
         load_s = time.perf_counter() - t0
-        again = restarted.refresh(args.workers)
+        again = restarted.refresh()
         for entry in rng.sample(restarted.entries(), args.touched):
             with open(repo / entry.path, "a", encoding="utf-8") as f:
                 f.write("\n# touched\n")
-        touched = restarted.refresh(args.workers)
+        touched = restarted.refresh()
         restarted.close()
         out["restart"] = {
             "loaded": loaded,

@@ -157,9 +157,9 @@ def test_a_corrupt_store_is_rebuilt(tmp_path: Path) -> None:
 def test_the_first_build_in_worker_processes_gives_the_same_entries(tmp_path: Path) -> None:
     root = tmp_path / "project"
     write(root, {f"pkg/m{i}.py": f"class C{i}:\n    x: int\n" for i in range(100)})
-    here, there = ProjectIndex(root, None), ProjectIndex(root, None)
+    here, there = ProjectIndex(root, None), ProjectIndex(root, None, workers=2)
     here.refresh()
-    stats = there.refresh(workers=2)
+    stats = there.refresh()
     assert stats.parsed == 100
     assert here.entries() == there.entries()
 

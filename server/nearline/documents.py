@@ -50,16 +50,13 @@ LANGUAGES = {
 
 
 def path_of_uri(uri: str) -> Path | None:
-    """The file-system path of a ``file:`` URI (None for other schemes)."""
+    """The file-system path of a ``file:`` URI (None for other schemes); ``file:///C:/x``
+    gives ``C:/x``."""
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         return None
     path = unquote(parsed.path)
-    if parsed.netloc and parsed.netloc != "localhost":
-        path = f"//{parsed.netloc}{path}"
-    if re.match(r"^/[A-Za-z]:", path):  # file:///C:/x on Windows
-        path = path[1:]
-    return Path(path)
+    return Path(path[1:] if re.match(r"^/[A-Za-z]:", path) else path)
 
 
 def language_of(path: str) -> str:

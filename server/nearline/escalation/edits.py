@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from urllib.parse import unquote, urlparse
 
+from nearline.documents import path_of_uri
 from nearline.errors import DiffError
 
 
@@ -449,11 +449,8 @@ def match_path(patch: FilePatch, candidates: Iterable[str]) -> str | None:
 
 
 def _candidate_path(candidate: str) -> str:
-    if candidate.startswith("file:"):
-        path = unquote(urlparse(candidate).path)
-        # file:///C:/x → /C:/x on Windows-style URIs
-        return path[1:] if re.match(r"^/[A-Za-z]:", path) else path
-    return candidate
+    path = path_of_uri(candidate) if candidate.startswith("file:") else None
+    return path.as_posix() if path is not None else candidate
 
 
 def _components(path: str) -> tuple[str, ...]:

@@ -201,13 +201,13 @@ class ProjectIndex:
             self._disk.close()
 
     # -- keeping it current ----------------------------------------------------------------------
-    def refresh(self, workers: int | None = None) -> RefreshStats:
+    def refresh(self) -> RefreshStats:
         """Walk the project; read the files that changed since their record; drop the files
         that are gone. For a background thread: it never blocks the readers. With
-        ``workers``, files are read and parsed by that many low-priority processes once there
-        are more than ``PARALLEL_FROM`` to read (a first build)."""
+        ``self.workers``, files are read and parsed by that many low-priority processes once
+        there are more than ``PARALLEL_FROM`` to read (a first build)."""
         start = time.perf_counter()
-        workers = self.workers if workers is None else workers
+        workers = self.workers
         with self._lock:
             known = dict(self._records)
         seen: set[str] = set()
