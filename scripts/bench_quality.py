@@ -59,8 +59,8 @@ A code line is one that is not blank, not a comment and not in a multi-line stri
    once at the cut (again if completionReady names the cut within 2 s of an answer that took
    90% of the budget). The suggestion's first line is compared with the removed rest, both
    without trailing whitespace: exact match rate, and edit similarity
-   1 - Levenshtein(a, b) / max(len(a), len(b)) (a small DP here), averaged; an empty suggestion
-   scores 0.
+   1 - Levenshtein(a, b) / max(len(a), len(b)) (``nearline.evaluation.scoring``), averaged; an
+   empty suggestion scores 0.
 
 Multi-file projects: ``--project NAME=DIR`` (repeatable) makes a row of DIR's Python files
 (tests and files under 30 code lines left out); DIR is the server's workspace, and its project
@@ -68,7 +68,10 @@ index is built before measuring. ``--ab-cross-file`` measures each row twice, wi
 (``completion.cross_file_chars`` = 0) and with cross-file context, on the same regions and cuts,
 the order alternating between projects. A cut whose removed rest names a top-level definition
 that only another file of the project has is a cross-file cut; their exact matches are printed
-apart.
+apart. ``--git NAME=DIR`` is such a row whose cuts are ``nearline eval``'s completion cases from
+the newest ``--git-commits`` commits of DIR (``nearline.evaluation.cases``): the file as the
+commit left it, the cursor at a word boundary of a line it added, the rest of that line (and up
+to 4 more lines of its block) taken out; its replay regions are DIR's files as for --project.
 
     .venv/bin/python scripts/bench_quality.py                     # default model, both splits
     .venv/bin/python scripts/bench_quality.py --model F.gguf --template prefix-only --quick
@@ -82,7 +85,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import math
 import os
@@ -91,7 +93,6 @@ import re
 import sys
 import tempfile
 import time
-import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -109,6 +110,8 @@ except ImportError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "scripts" / "bench_data" / "quality"
 sys.path.insert(0, str(ROOT / "tests"))
+from nearline.evaluation import cases  # noqa: E402  (nearline eval's case builder and scores)
+from nearline.evaluation.scoring import accepted_part, similarity  # noqa: E402
 from support.lsp_client import inline_params, plain  # noqa: E402  (the tests' client helpers)
 
 MANIFEST = DATA / "manifest.toml"
@@ -147,36 +150,6 @@ def percentile(values: Sequence[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
-def levenshtein(a: str, b: str) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
-
-
-def similarity(a: str, b: str) -> float:
-    longest = max(len(a), len(b))
-    return 1.0 - levenshtein(a, b) / longest if longest else 1.0
-
-
-def accepted_part(ghost: str, expected: str, limit: int, lines: bool = True) -> str:
-    """What Tab writes: ``ghost`` if it is a prefix of ``expected``, else (``lines``) its
-    longest run of leading whole lines that is (without the last one's line break); cut to
-    ``limit`` characters; "" when that is blank."""
-    take = ghost if expected.startswith(ghost) else ""
-    if not take and lines:
-        end = ghost.find("\n")
-        while end >= 0 and expected.startswith(ghost[: end + 1]):
-            take = ghost[:end]
-            end = ghost.find("\n", end + 1)
-    take = take[:limit]
-    return take if take.strip() else ""
 
 
 # -- the files ---------------------------------------------------------------------------------
@@ -225,14 +198,7 @@ def file_sets(args: argparse.Namespace) -> dict[str, list[Source]]:
 
 def string_lines(source: Source) -> set[int]:
     """0-based lines that are inside or part of a multi-line string (docstrings)."""
-    if source.language != "python":
-        return set()
-    inside: set[int] = set()
-    with contextlib.suppress(tokenize.TokenError, SyntaxError):
-        for tok in tokenize.generate_tokens(io.StringIO(source.text).readline):
-            if tok.type == tokenize.STRING and tok.end[0] > tok.start[0]:
-                inside.update(range(tok.start[0] - 1, tok.end[0]))
-    return inside
+    return cases.string_lines(source.text, source.language)
 
 
 def code_lines(source: Source) -> list[int]:
@@ -327,6 +293,39 @@ class Cut:
             + "\n"
             + "".join(lines[self.line + 1 :])
         )
+
+
+@dataclass(frozen=True)
+class HistoryCut:
+    """A cut made by ``nearline eval``'s case builder: the file as a commit left it, the
+    cursor on a line the commit added, the rest of the line (and of its block) removed."""
+
+    source: Source
+    """The document as the cut leaves it."""
+    line: int
+    column: int
+    rest: str
+    """The rest of the author's line."""
+
+    @property
+    def document(self) -> str:
+        return self.source.text
+
+
+def git_cuts(args: argparse.Namespace, root: Path, split: str) -> list[HistoryCut]:
+    """``--cuts`` completion cases from the newest ``--git-commits`` commits of ``root``."""
+    sys.path.insert(0, str(ROOT / "server"))
+    from nearline.evaluation.cases import cases_of
+    from nearline.evaluation.history import GitRepo
+
+    repo = GitRepo.find(root)
+    found: list[HistoryCut] = []
+    for commit in repo.commits(args.git_commits):
+        for case in cases_of(commit, repo.changes(commit), 2).completion:
+            lines = tuple(case.document.splitlines(keepends=True))
+            source = Source(repo.root / case.path, split, case.language, case.document, lines)
+            found.append(HistoryCut(source, case.line, case.column, case.expected.split("\n")[0]))
+    return found[: args.cuts]
 
 
 def cut_columns(body: str, at: str) -> list[int]:
@@ -958,7 +957,12 @@ async def run_cuts(
         await server.start()
         for split, sources in sets.items():
             rng = random.Random(f"{args.seed}:{base_name(split)}:cuts")
-            for cut in pick_cuts(sources, args.cuts, args.cut_at, rng):
+            picked = (
+                git_cuts(args, dict(args.project_roots)[base_name(split)], split)
+                if base_name(split) in args.git_rows
+                else pick_cuts(sources, args.cuts, args.cut_at, rng)
+            )
+            for cut in picked:
                 results.append(await measure_cut(server, cut, split))
             log(
                 f"  {split}: {sum(r.exact for r in results if r.split == split)} exact "
@@ -974,7 +978,7 @@ async def run_cuts(
     }
 
 
-async def measure_cut(server: Server, cut: Cut, split: str) -> CutResult:
+async def measure_cut(server: Server, cut: Cut | HistoryCut, split: str) -> CutResult:
     doc = Document(
         cut.source.uri,
         cut.source.language,
@@ -1165,17 +1169,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="NAME=DIR",
         help="a multi-file project: its Python files are a row, DIR the workspace (indexed)",
     )
+    add(
+        "--git",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="like --project, but its cuts are `nearline eval`'s completion cases from the "
+        "git history of DIR (lines the commits added, cut at a word)",
+    )
+    add("--git-commits", type=int, default=40, help="commits read per --git row (default 40)")
     add("--cross-file-chars", type=int, help="completion.cross_file_chars (0: off)")
     add("--ab-cross-file", action="store_true", help="each row without, then with, cross-file")
     add("--quick", action="store_true", help="2 regions of 3 lines and 5 cuts per split")
     add("--json", metavar="FILE", help="write every pause and cut here")
     args = parser.parse_args(argv)
     args.project_roots = []
-    for spec in args.project:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not Path(folder).is_dir():
-            parser.error(f"--project {spec!r}: expected NAME=DIR with an existing DIR")
-        args.project_roots.append((name, Path(folder).resolve()))
+    args.git_rows = set()
+    for option, specs in (("--project", args.project), ("--git", args.git)):
+        for spec in specs:
+            name, sep, folder = spec.partition("=")
+            if not sep or not name or not Path(folder).is_dir():
+                parser.error(f"{option} {spec!r}: expected NAME=DIR with an existing DIR")
+            args.project_roots.append((name, Path(folder).resolve()))
+            if option == "--git":
+                args.git_rows.add(name)
     if args.quick:
         args.regions, args.lines, args.cuts = 2, 3, 5
     return args

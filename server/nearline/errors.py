@@ -19,7 +19,8 @@ what went wrong and, where there is one, how to fix it::
      │    ├── ProviderKeyError       the API key's environment variable is unset
      │    └── OfflineError           the provider cannot be reached
      ├── DiffError                   an answer's diff does not apply to the current text
-     └── LedgerError                 the usage ledger cannot be read (a report, a budget)
+     ├── LedgerError                 the usage ledger cannot be read (a report, a budget)
+     └── EvalError                   ``nearline eval`` cannot run: no git history, a cost cap
 
 Cancellation is not an error: superseded or cancelled work raises ``asyncio.CancelledError`` or
 ``concurrent.futures.CancelledError``. An escalation that is refused (privacy, a budget, a
@@ -109,3 +110,7 @@ class DiffError(NearlineError):
 
 class LedgerError(NearlineError):
     """The usage ledger cannot be read; writing problems are messages, never exceptions."""
+
+
+class EvalError(NearlineError):
+    """``nearline eval`` cannot go on: not a git checkout, no history, or a cost over the cap."""

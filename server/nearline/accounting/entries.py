@@ -44,7 +44,7 @@ class Entry:
     project: str = ""
     language: str = ""
     client: str = "lsp"
-    """"lsp" or the CLI command ("complete", ...)."""
+    """"lsp" or the CLI command ("complete", "eval", ...)."""
     cloud: bool = False
     """Sent off this machine (what token budgets count)."""
     accepted: bool | None = None
@@ -127,6 +127,7 @@ def escalation_entry(
     cost_usd: float,
     project: Project,
     language: str,
+    client: str = "lsp",
     ts: float | None = None,
 ) -> Entry:
     """An escalation a provider answered (and billed), whatever became of the answer."""
@@ -142,6 +143,7 @@ def escalation_entry(
         project_root=project.root,
         project=project.name,
         language=language,
+        client=client,
         cloud=provider != LOCAL_PROVIDER,
         ts=time.time() if ts is None else ts,
     )
@@ -155,6 +157,7 @@ def unanswered_entry(
     project: Project,
     language: str,
     model: str = "",
+    client: str = "lsp",
     ts: float | None = None,
 ) -> Entry:
     """A request no model answered (refused, failed, cancelled): no tokens, no cost."""
@@ -168,5 +171,6 @@ def unanswered_entry(
         project_root=project.root,
         project=project.name,
         language=language,
+        client=client,
         ts=time.time() if ts is None else ts,
     )

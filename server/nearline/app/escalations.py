@@ -48,11 +48,18 @@ class Escalations:
     """Escalations for one project, each recorded in ``ledger`` (None: not recorded)."""
 
     def __init__(
-        self, escalator: Escalator, ledger: Ledger | None, project: Callable[[], Project]
+        self,
+        escalator: Escalator,
+        ledger: Ledger | None,
+        project: Callable[[], Project],
+        *,
+        client: str = "lsp",
     ) -> None:
         self.escalator = escalator
         self.ledger = ledger
         self.project = project
+        self.client = client
+        """The ledger's ``client``: "lsp", or the CLI command that asked ("eval")."""
 
     async def run(
         self,
@@ -104,6 +111,7 @@ class Escalations:
             cost_usd=provider_cost(self.escalator.settings, r.provider, tokens),
             project=self.project(),
             language=language,
+            client=self.client,
             ts=ts,
         )
 
@@ -116,6 +124,7 @@ class Escalations:
             latency_ms=(time.perf_counter() - t0) * 1000,
             project=self.project(),
             language=language,
+            client=self.client,
             ts=ts,
         )
 

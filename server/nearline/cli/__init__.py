@@ -1,5 +1,5 @@
-"""The ``nearline`` command: serve, complete, models, route, doctor, usage, prices (one module
-each)."""
+"""The ``nearline`` command: serve, complete, models, route, doctor, usage, prices, eval (one
+module each)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 
 from nearline import __version__
-from nearline.cli import complete, doctor, models, prices, route, serve, usage
+from nearline.cli import complete, doctor, evaluate, models, prices, route, serve, usage
 from nearline.cli.common import add_model_flags
 from nearline.errors import NearlineError
 
@@ -22,6 +22,7 @@ COMMANDS = {
     "doctor": doctor.run,
     "usage": usage.run,
     "prices": prices.run,
+    "eval": evaluate.run,
 }
 
 
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     period.add_argument("--weekly", dest="period", action="store_const", const="week")
     period.add_argument("--monthly", dest="period", action="store_const", const="month")
     p_usage.add_argument(
-        "--by", choices=["model", "tier", "project", "task"], help="group by this instead"
+        "--by",
+        choices=["model", "tier", "project", "task", "client"],
+        help="group by this instead (client: lsp, complete, eval, ...)",
     )
     p_usage.add_argument("--since", metavar="YYYY-MM-DD", help="first day (default: 30 days ago)")
     p_usage.add_argument("--until", metavar="YYYY-MM-DD", help="last day (default: today)")
@@ -98,6 +101,36 @@ def main(argv: list[str] | None = None) -> int:
     p_prices = sub.add_parser("prices", help="the price table; `prices import FILE` (LiteLLM)")
     p_prices.add_argument("action", nargs="?", choices=["list", "import"], default="list")
     p_prices.add_argument("file", nargs="?", help="model_prices_and_context_window.json")
+
+    p_eval = sub.add_parser(
+        "eval",
+        help="how well each local model (and tier) serves this project, from its git history",
+    )
+    p_eval.add_argument("path", nargs="?", default=".", help="a folder in the git checkout")
+    p_eval.add_argument("--commits", type=int, default=200, help="newest N commits (200)")
+    p_eval.add_argument("--since", metavar="DATE", help="only commits since DATE (git's --since)")
+    p_eval.add_argument(
+        "--cases-per-commit", type=int, default=2, help="completion cases per commit (2)"
+    )
+    p_eval.add_argument(
+        "--models",
+        metavar="A,B",
+        help="catalog names, embedded, or GGUF paths (default: the serving model and every "
+        "pulled one)",
+    )
+    p_eval.add_argument(
+        "--tiers", metavar="A,B", help="tiers to run the escalation cases on: local, value, ..."
+    )
+    p_eval.add_argument(
+        "--max-usd",
+        type=float,
+        default=0.25,
+        help="the most the cloud tiers may cost (0.25); over it, ask or stop before sending",
+    )
+    eval_out = p_eval.add_mutually_exclusive_group()
+    eval_out.add_argument("--json", action="store_true", help="print JSON")
+    p_eval.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    add_model_flags(p_eval)
 
     args = parser.parse_args(argv)
     _setup_logging(

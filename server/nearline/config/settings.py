@@ -481,6 +481,24 @@ class ProjectMapSettings:
         )
 
 
+@dataclass(frozen=True)
+class EvalSettings:
+    """``nearline eval``: how a change an escalation proposes is tested."""
+
+    test_command: str = ""
+    """A shell command run in a checkout of the commit's parent with the answer's change
+    applied; exit status 0 means the tests pass. Empty: changes are not tested."""
+    test_timeout_s: int = 300
+
+    def __post_init__(self) -> None:
+        _check(
+            1 <= self.test_timeout_s <= 3600,
+            "eval.test_timeout_s",
+            self.test_timeout_s,
+            "1..3600",
+        )
+
+
 DEFAULT_FLAGSHIP_MODEL = "claude-sonnet-4-5"
 
 
@@ -501,6 +519,7 @@ class Settings:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
     project_map: ProjectMapSettings = field(default_factory=ProjectMapSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:

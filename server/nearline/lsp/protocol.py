@@ -15,6 +15,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
+from nearline.accounting.report.model import GROUPINGS, PERIODS
 from nearline.tasks import BY_COMMAND
 
 STATUS = "nearline/status"
@@ -30,9 +31,6 @@ USAGE = "nearline.usage"
 """Command: the usage report as text (the editors' "show usage")."""
 TASK_COMMANDS = BY_COMMAND
 """``nearline.refactor``, ``nearline.explain``, ...: the escalated tasks (``tasks.TASKS``)."""
-
-PERIODS = ("day", "week", "month")
-GROUPINGS = ("model", "tier", "project", "task")
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ class UsageArgs:
             raise JsonRpcInvalidParams(f"{USAGE}: days must be an integer in 1..366")
         if period not in PERIODS or by not in (None, *GROUPINGS):
             raise JsonRpcInvalidParams(
-                f"{USAGE}: period is day|week|month, by is model|tier|project|task"
+                f"{USAGE}: period is {'|'.join(PERIODS)}, by is {'|'.join(GROUPINGS)}"
             )
         project = args.get("project")
         return UsageArgs(days, period, by, project if isinstance(project, str) else None)

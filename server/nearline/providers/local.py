@@ -53,19 +53,26 @@ class LocalChatEngine:
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
             text = ""
             usage: dict[str, Any] = {}
-            for chunk in llm.create_chat_completion(
+            chunks = llm.create_chat_completion(
                 messages=messages,
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 stream=True,
-            ):
-                if stop.is_set():
-                    break
-                delta = chunk["choices"][0].get("delta", {}).get("content") or ""
-                if delta:
-                    text += delta
-                    if on_text is not None:
-                        on_text(text)
+            )
+            try:
+                for chunk in chunks:
+                    if stop.is_set():
+                        break
+                    delta = chunk["choices"][0].get("delta", {}).get("content") or ""
+                    if delta:
+                        text += delta
+                        if on_text is not None:
+                            on_text(text)
+            except ValueError as exc:  # llama-cpp-python: the prompt exceeds the context
+                raise ModelError(
+                    f"the local model cannot take this request ({exc}): select less, or "
+                    "route it to a cloud tier"
+                ) from None
             prompt_tokens = len(
                 llm.tokenize("\n".join(m["content"] for m in messages).encode(), add_bos=False)
             )

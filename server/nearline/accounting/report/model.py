@@ -33,7 +33,7 @@ T = TypeVar("T")
 
 Row = Mapping[str, Any]
 PERIODS = ("day", "week", "month")
-GROUPINGS = ("model", "tier", "project", "task")
+GROUPINGS = ("model", "tier", "project", "task", "client")
 DEFAULT_DAYS = 30
 FROM_CACHE = ("served-from-cache", "typed-through")
 """Completion outcomes that ran no model."""
@@ -116,7 +116,7 @@ class Report:
     period: str
     """"day", "week" or "month"; ignored when ``by`` is set."""
     by: str | None
-    """"model", "tier", "project" or "task"; None: group by ``period``."""
+    """One of ``GROUPINGS``; None: group by ``period``."""
     project: str | None
     flagship_model: str
     flagship_price: Price

@@ -1,0 +1,325 @@
+"""Running cases: completion cases through a local model's ``CompletionService`` (the server's
+hot path, with the project index for cross-file context), escalation cases through the
+escalate-and-record use case (``app.escalations``) with one tier forced, so every request is
+routed, checked for privacy and budgets, and recorded in the ledger as the editor's are, with
+the client "eval". Each case gives a plain dict of results (kept in the store as it is)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nearline.accounting.entries import Project
+from nearline.accounting.ledger import Ledger
+from nearline.app.escalations import Escalations
+from nearline.completion import CompletionService, build_service
+from nearline.config import Settings
+from nearline.documents import OpenDocument
+from nearline.errors import DocumentError, EvalError, ModelError
+from nearline.escalation.escalator import Document, Escalator, Task, relative
+from nearline.escalation.results import Answered, Changed, Failed, RefusalKind, Refused
+from nearline.evaluation.cases import CompletionCase, EscalationCase
+from nearline.evaluation.history import GitRepo
+from nearline.evaluation.scoring import score_change, score_completion
+from nearline.index import FileEntry
+from nearline.index.store import ProjectIndex
+from nearline.tasks import TaskKind
+
+log = logging.getLogger(__name__)
+
+EVAL_CLIENT = "eval"
+"""The ledger's ``client`` for every request an evaluation makes."""
+EVAL_BUDGET_MS = 10_000
+"""A completion case gets the whole answer (the most ``time_budget_ms`` allows)."""
+PRIVACY_PREFIX = "privacy: "
+"""How ``Planned.refused`` begins when the case's content must stay on this machine."""
+EVAL_BATCH = 256
+"""Prompt tokens per evaluation step. The editor's small steps (``model.n_batch``) let a
+keystroke cancel a prompt half evaluated; nothing cancels a case, and a file just opened is
+evaluated whole: in large steps that is several times faster on a CPU."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A local model (completion cases) or a routing tier (escalation cases)."""
+
+    kind: str
+    """"model" or "tier"."""
+    label: str
+    key: str
+    """Names its results in the store: what changes the answers changes it."""
+    path: Path | None = None
+    tier: str | None = None
+
+
+def model_candidate(label: str, path: Path, settings: Settings) -> Candidate:
+    try:
+        stat = path.stat()
+        identity = [path.name, stat.st_size]
+    except OSError:
+        identity = [str(path), 0]
+    knobs = dataclasses.asdict(settings.completion) | {"template": settings.model.template}
+    digest = hashlib.sha1(json.dumps([identity, knobs], sort_keys=True).encode()).hexdigest()
+    return Candidate("model", label, f"model-{digest[:16]}", path=path)
+
+
+def tier_candidate(tier: str, settings: Settings) -> Candidate:
+    if tier not in settings.routing.tiers:
+        known = ", ".join(settings.routing.tiers)
+        raise EvalError(f"--tiers: no tier named {tier!r} (this project has {known})")
+    chain = settings.routing.tiers[tier]
+    models = [
+        f"{name}/{settings.providers[name].model}" if name in settings.providers else name
+        for name in chain
+    ]
+    label = f"{tier} ({', '.join(models) or 'no providers'})"
+    digest = hashlib.sha1(json.dumps([tier, models]).encode()).hexdigest()
+    return Candidate("tier", label, f"tier-{digest[:16]}", tier=tier)
+
+
+def eval_completion_settings(settings: Settings, path: Path) -> Settings:
+    """The model at ``path`` answering whole (no time budget cut), without the disk caches:
+    a cached answer would say nothing of the model's speed."""
+    return dataclasses.replace(
+        settings,
+        model=dataclasses.replace(
+            settings.model, path=str(path), n_batch=max(settings.model.n_batch, EVAL_BATCH)
+        ),
+        completion=dataclasses.replace(
+            settings.completion, time_budget_ms=EVAL_BUDGET_MS, warmup=False
+        ),
+        cache=dataclasses.replace(settings.cache, enable_disk=False, kv_disk_mb=0),
+    )
+
+
+class CompletionRunner:
+    """One local model over completion cases; the model loads once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        path: Path,
+        root: Path,
+        index: ProjectIndex | None,
+        make_service: Callable[[Settings], CompletionService] = build_service,
+    ) -> None:
+        self.root = root
+        self.settings = eval_completion_settings(settings, path)
+        self.service = make_service(self.settings)
+        self.service.project = index
+
+    async def load(self) -> None:
+        """``ModelError`` when the model cannot be loaded."""
+        await self.service.wait_loaded()
+
+    async def run(self, case: CompletionCase) -> dict[str, Any]:
+        uri = (self.root / case.path).as_uri()
+        opts = self.settings.completion
+        out: dict[str, Any] = {"case": case.id, "path": case.path, "expected": case.expected}
+        self.service.forget(uri)  # as if the file were just opened
+        try:
+            view = OpenDocument(uri, case.document, None, opts.max_document_bytes).view()
+            result = await self.service.complete(view, case.line, case.column, "utf-32")
+        except (DocumentError, ModelError) as exc:
+            return out | {"error": str(exc), "suggestion": "", "latency_ms": 0.0}
+        score = score_completion(result.text, case.expected)
+        g = result.generation
+        return (
+            out
+            | dataclasses.asdict(score)
+            | {
+                "suggestion": result.text,
+                "latency_ms": round(result.latency_ms, 1),
+                "prompt_tokens": g.prompt_tokens if g else 0,
+                "evaluated_tokens": g.evaluated_tokens if g else 0,
+                "generated_tokens": len(g.tokens) if g else 0,
+                "eval_ms": round(g.eval_ms, 1) if g else 0.0,
+                "generate_ms": round(g.generate_ms, 1) if g else 0.0,
+                "error": None,
+            }
+        )
+
+    def close(self) -> None:
+        self.service.close()
+
+
+@dataclass
+class Cap:
+    """What the evaluation may spend on cloud tiers."""
+
+    max_usd: float
+    spent: float = 0.0
+
+    def fits(self, est_usd: float) -> bool:
+        return self.spent + est_usd <= self.max_usd + 1e-12
+
+
+@dataclass
+class Planned:
+    case: EscalationCase
+    est_usd: float
+    refused: str | None = None
+    """Why this case cannot be run on the tier (privacy, the tier changed by policy)."""
+
+
+def forced_tier(settings: Settings, tier: str) -> Settings:
+    """Every request to ``tier``: no rules, ``tier`` the default (policy still applies)."""
+    routing = dataclasses.replace(settings.routing, rules=(), default_tier=tier)
+    return dataclasses.replace(settings, routing=routing)
+
+
+class EscalationRunner:
+    """One tier over escalation cases, each recorded in the ledger as the client "eval"."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tier: str,
+        repo: GitRepo,
+        ledger: Ledger | None,
+        project: Project,
+        local_model: Callable[[], Path],
+        entries: Callable[[], Sequence[FileEntry]] | None = None,
+        **escalator_args: Any,
+    ) -> None:
+        self.tier = tier
+        self.repo = repo
+        self.root = repo.root
+        self.settings = forced_tier(settings, tier)
+        spending = (lambda: ledger.spending(project.root)) if ledger is not None else None
+        self.escalator = Escalator(
+            self.settings,
+            self.root,
+            local_model,
+            spending,
+            project_entries=entries,
+            **escalator_args,
+        )
+        self.escalations = Escalations(self.escalator, ledger, lambda: project, client=EVAL_CLIENT)
+
+    def _request(self, case: EscalationCase) -> tuple[Task, list[Document]]:
+        docs = [
+            Document((self.root / f.path).as_uri(), str(self.root / f.path), f.before)
+            for f in case.files
+            if f.before is not None
+        ]
+        task = Task(
+            kind=TaskKind(case.kind),
+            uri=docs[0].uri,
+            start_line=case.start_line,
+            end_line=case.end_line,
+            instruction=case.instruction,
+            files=tuple(d.uri for d in docs[1:]),
+        )
+        return task, docs
+
+    def plan(self, case: EscalationCase) -> Planned:
+        """The estimate, and whether the tier may serve the case at all. ``EvalError`` when
+        the tier cannot serve any request (no providers, the cloud off)."""
+        task, docs = self._request(case)
+        decision = self.escalator.decide(task, docs, spending=None)
+        if decision.refused and not decision.private:
+            raise EvalError(f"tier {self.tier}: {decision.refused}")
+        if decision.refused:
+            return Planned(case, 0.0, f"{PRIVACY_PREFIX}{decision.refused}")
+        if decision.tier != self.tier:
+            if not self.settings.cloud:
+                raise EvalError(
+                    f"tier {self.tier}: cloud = false in this project's settings, so every "
+                    "request would stay on this machine"
+                )
+            return Planned(case, 0.0, decision.reason)
+        return Planned(case, decision.est_cost_usd)
+
+    async def run(self, case: EscalationCase) -> dict[str, Any]:
+        task, docs = self._request(case)
+        recorded = await self.escalations.run(task, docs)
+        result, entry = recorded.result, recorded.entry
+        out: dict[str, Any] = {
+            "case": case.id,
+            "kind": case.kind,
+            "files": [f.path for f in case.files],
+            "cost_usd": entry.cost_usd,
+            "latency_ms": round(entry.latency_ms, 1),
+            "input_tokens": entry.tokens.input + entry.tokens.cache_read + entry.tokens.cache_write,
+            "output_tokens": entry.tokens.output,
+        }
+        if isinstance(result, Refused):
+            return out | {"outcome": f"refused-{result.kind}", "reason": result.reason}
+        if isinstance(result, Failed):
+            return out | {"outcome": "failed", "reason": str(result.error)}
+        before = {f.path: f.before for f in case.files}
+        real = {f.path: f.after for f in case.files}
+        answer: dict[str, str | None] | None = None
+        reason = ""
+        if isinstance(result, Changed):
+            answer = {relative(c.path, self.root): c.new_text for c in result.changes}
+        elif isinstance(result, Answered):
+            reason = "the answer holds no diff"
+        else:
+            reason = result.reason
+        tests = None
+        command = self.settings.eval.test_command
+        if answer is not None and command:
+            tests = self.run_tests(case.commit, answer, command)
+        score = score_change(before, real, answer, tests)
+        return (
+            out
+            | dataclasses.asdict(score)
+            | {
+                "outcome": "changed" if answer is not None else "unappliable",
+                "reason": reason,
+            }
+        )
+
+    def run_tests(self, sha: str, answer: dict[str, str | None], command: str) -> bool:
+        """The test command in a checkout of ``sha``'s parent with ``answer`` written in."""
+        parent = self.repo.run("rev-parse", f"{sha}^").decode().strip()
+        with self.repo.worktree(parent) as tree:
+            for rel, text in answer.items():
+                target = (tree / rel).resolve()
+                if tree.resolve() not in target.parents:
+                    return False
+                if text is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(text, encoding="utf-8")
+            try:
+                proc = subprocess.run(
+                    command,
+                    shell=True,
+                    cwd=tree,
+                    capture_output=True,
+                    timeout=self.settings.eval.test_timeout_s,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                return False
+            return proc.returncode == 0
+
+    async def aclose(self) -> None:
+        await self.escalator.aclose()
+
+
+def cacheable(result: dict[str, Any]) -> bool:
+    """A result worth keeping: not one a later run may get otherwise (a provider failure, a
+    budget or loop refusal)."""
+    outcome = result.get("outcome", "")
+    return outcome != "failed" and not (
+        outcome.startswith("refused-") and outcome != f"refused-{RefusalKind.PRIVACY}"
+    )
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    total: int = 0
+    notes: list[str] = field(default_factory=list)
