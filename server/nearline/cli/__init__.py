@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--commits", type=int, default=200, help="newest N commits (200)")
     p_eval.add_argument("--since", metavar="DATE", help="only commits since DATE (git's --since)")
     p_eval.add_argument(
-        "--cases-per-commit", type=int, default=2, help="completion cases per commit (2)"
+        "--cases-per-commit", type=int, default=1, help="completion cases per commit (1)"
     )
     p_eval.add_argument(
         "--models",

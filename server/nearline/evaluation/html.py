@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nearline.accounting.report.html import CSS, PALETTE
@@ -19,9 +19,12 @@ def _e(text: object) -> str:
 
 
 def svg_bars(
-    rows: Sequence[tuple[str, Sequence[tuple[str, float | None]]]], top: float, unit: str
+    rows: Sequence[tuple[str, Sequence[tuple[str, float | None]]]],
+    top: float,
+    fmt: Callable[[float], str],
 ) -> str:
-    """Grouped horizontal bars: per row its label and its (measure, value) bars."""
+    """Grouped horizontal bars: per row its label and its (measure, value) bars, each value
+    written with ``fmt``."""
     top = top or 1.0
     measures = [name for name, _ in rows[0][1]] if rows else []
     height = len(rows) * (len(measures) * _ROW + 10) + 24
@@ -39,9 +42,7 @@ def svg_bars(
         parts.append(f'<text x="0" y="{y + 13}">{_e(label[:36])}<title>{_e(label)}</title></text>')
         for k, (name, value) in enumerate(bars):
             width = max(value or 0.0, 0.0) / top * (_W - _LEFT - 80)
-            shown = (
-                "-" if value is None else f"{value:.2f}{unit}" if unit != "%" else f"{value:.0f}%"
-            )
+            shown = "-" if value is None else fmt(value)
             parts.append(
                 f'<rect x="{_LEFT}" y="{y}" width="{width:.1f}" height="{_ROW - 4}" '
                 f'fill="{PALETTE[k % len(PALETTE)]}"><title>{_e(label)} {_e(name)}: '
@@ -51,6 +52,10 @@ def svg_bars(
             y += _ROW
         y += 10
     return "".join(parts) + "</svg>"
+
+
+def _percent(v: float) -> str:
+    return f"{v:.0f}%"
 
 
 def _pct(v: float | None) -> float | None:
@@ -136,7 +141,7 @@ def to_html(data: dict[str, Any]) -> str:
             )
             for m in models
         ]
-        body.append(svg_bars(bars, 100.0, "%"))
+        body.append(svg_bars(bars, 100.0, _percent))
         top = max((m["latency_p95_ms"] or 0.0 for m in models), default=0.0)
         body.append(
             svg_bars(
@@ -145,7 +150,7 @@ def to_html(data: dict[str, Any]) -> str:
                     for m in models
                 ],
                 top,
-                " ms",
+                lambda v: f"{v:.0f} ms",
             )
         )
         body.append("</section>")
@@ -159,9 +164,10 @@ def to_html(data: dict[str, Any]) -> str:
             )
             for t in tiers
         ]
-        body.append(svg_bars(bars, 100.0, "%"))
+        body.append(svg_bars(bars, 100.0, _percent))
         top = max((t["cost_usd"] or 0.0 for t in tiers), default=0.0)
-        body.append(svg_bars([(t["label"], [("cost $", t["cost_usd"])]) for t in tiers], top, " $"))
+        costs = [(t["label"], [("cost", t["cost_usd"])]) for t in tiers]
+        body.append(svg_bars(costs, top, lambda v: f"${v:.4f}"))
         body.append("</section>")
     body.append(
         "<section><h2>Suggested settings</h2><p>Paste into <code>.nearline.toml</code>:</p>"
