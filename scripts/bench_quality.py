@@ -110,7 +110,7 @@ except ImportError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "scripts" / "bench_data" / "quality"
 sys.path.insert(0, str(ROOT / "tests"))
-from nearline.evaluation import cases  # noqa: E402  (nearline eval's case builder and scores)
+from nearline.evaluation import cases, report  # noqa: E402  (nearline eval's cases and scores)
 from nearline.evaluation.scoring import accepted_part, similarity  # noqa: E402
 from support.lsp_client import inline_params, plain  # noqa: E402  (the tests' client helpers)
 
@@ -146,10 +146,8 @@ def is_pause_after(text: str, i: int) -> bool:
 
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest rank; ``inf`` stands for "later than the window"."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+    found = report.percentile(values, q)
+    return float("nan") if found is None else found
 
 
 # -- the files ---------------------------------------------------------------------------------
@@ -295,6 +293,10 @@ class Cut:
         )
 
 
+GIT_CASES_PER_COMMIT = 2
+"""--git rows: completion cases drawn from each commit (``nearline eval`` draws 1)."""
+
+
 @dataclass(frozen=True)
 class HistoryCut:
     """A cut made by ``nearline eval``'s case builder: the file as a commit left it, the
@@ -314,14 +316,12 @@ class HistoryCut:
 
 def git_cuts(args: argparse.Namespace, root: Path, split: str) -> list[HistoryCut]:
     """``--cuts`` completion cases from the newest ``--git-commits`` commits of ``root``."""
-    sys.path.insert(0, str(ROOT / "server"))
-    from nearline.evaluation.cases import cases_of
     from nearline.evaluation.history import GitRepo
 
     repo = GitRepo.find(root)
     found: list[HistoryCut] = []
     for commit in repo.commits(args.git_commits):
-        for case in cases_of(commit, repo.changes(commit), 2).completion:
+        for case in cases.cases_of(commit, repo.changes(commit), GIT_CASES_PER_COMMIT).completion:
             lines = tuple(case.document.splitlines(keepends=True))
             source = Source(repo.root / case.path, split, case.language, case.document, lines)
             found.append(HistoryCut(source, case.line, case.column, case.expected.split("\n")[0]))

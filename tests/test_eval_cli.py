@@ -19,7 +19,7 @@ from nearline.evaluation.cases import CompletionCase
 from nearline.evaluation.history import Commit, RepoState
 from nearline.evaluation.html import to_html
 from nearline.evaluation.report import report_dict
-from nearline.evaluation.runner import Candidate
+from nearline.evaluation.runner import Candidate, CandidateKind
 from nearline.evaluation.session import EvalOptions, EvalRun
 from support.gitrepo import Repo, git, shop
 
@@ -249,7 +249,7 @@ def test_the_page_carries_any_text_safely() -> None:
     """Labels, names and the author's code may hold ``</script>``, ``<!--`` and ``&``."""
     odd = "</script><!-- & <b>bold</b>"
     commit = Commit("a" * 40, "b" * 40, 0, "a commit")
-    model = Candidate("model", f"model {odd}", "model-k", path=Path("m.gguf"))
+    model = Candidate(CandidateKind.MODEL, f"model {odd}", "model-k", path=Path("m.gguf"))
     run = EvalRun(
         f"shop {odd}",
         RepoState("a" * 40, None, True),

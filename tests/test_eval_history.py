@@ -12,6 +12,7 @@ import pytest
 
 from nearline.errors import EvalError
 from nearline.evaluation import history
+from nearline.evaluation.cases import cases_of
 from nearline.evaluation.history import Commit, FileDiff, GitRepo
 from nearline.evaluation.session import EvalOptions, EvalRun, read_history
 from nearline.evaluation.store import EvalStore
@@ -236,3 +237,42 @@ def test_binary_blobs_have_no_text(repo: Repo) -> None:
     blobs = GitRepo(repo.root).blobs([sha, text_sha, sha])
     assert set(blobs) == {text_sha}
     assert PNG not in blobs[text_sha].encode()
+
+
+def test_a_rename_is_compared_with_its_old_text(tmp_path: Path) -> None:
+    repo = Repo.init(tmp_path / "r")
+    body = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(8))
+    repo.commit("one", "start", {"a.py": body})
+    moved = body.replace("x + 3", "x * 3")
+    repo.commit("two", "move a.py to b.py and triple in f3", {"a.py": None, "b.py": moved})
+    git_repo = GitRepo(repo.root)
+    two = git_repo.commits(1)[0]
+    [diff] = git_repo.changes(two)
+    assert (diff.path, diff.status, diff.old, diff.new, diff.text) == (
+        "b.py",
+        "R",
+        body,
+        moved,
+        True,
+    )
+    made = cases_of(two, [diff], 5)
+    # Only the line the commit changed is new code; a rename is no request to make.
+    assert [c.line for c in made.completion] == [moved.splitlines().index("    return x * 3")]
+    assert made.escalation is None
+
+
+def test_a_commit_of_too_many_files_comes_without_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repo.init(tmp_path / "r")
+    repo.commit("one", "start", {"a.py": "x = 1\n"})
+    modules = {f"m{i}.py": f"def f():\n    return {i} + {i}\n" for i in range(3)}
+    repo.commit("two", "vendor three modules", dict(modules))
+    monkeypatch.setattr(history, "MAX_COMMIT_FILES", 2)
+    git_repo = GitRepo(repo.root)
+    two = git_repo.commits(1)[0]
+    diffs = git_repo.changes(two)
+    assert sorted(d.path for d in diffs) == sorted(modules)
+    assert not any(d.text or d.new for d in diffs)
+    made = cases_of(two, diffs, 5)
+    assert made.completion == () and made.escalation is None

@@ -20,7 +20,7 @@ from nearline.evaluation import store as store_module
 from nearline.evaluation.cases import CompletionCase, cases_of
 from nearline.evaluation.history import Commit, GitRepo, RepoState
 from nearline.evaluation.report import report_dict, to_text
-from nearline.evaluation.runner import Candidate, cacheable, model_candidate
+from nearline.evaluation.runner import Candidate, CandidateKind, cacheable, model_candidate
 from nearline.evaluation.scoring import score_completion
 from nearline.evaluation.session import EvalOptions, EvalRun, read_history, run_models
 from nearline.evaluation.store import EvalStore
@@ -242,8 +242,10 @@ def tier_result(kind: str, success: bool, cost: float) -> dict[str, Any]:
 
 def test_the_suggestion_is_the_cheapest_tier_near_the_best_and_pastes_as_is() -> None:
     commits = [Commit(f"{i:040x}", f"{i + 100:040x}", 0, f"commit {i}") for i in range(6)]
-    value = Candidate("tier", "value (cheap/small)", "tier-value", tier="value")
-    flagship = Candidate("tier", "flagship (big/large)", "tier-flagship", tier="flagship")
+    value = Candidate(CandidateKind.TIER, "value (cheap/small)", "tier-value", tier="value")
+    flagship = Candidate(
+        CandidateKind.TIER, "flagship (big/large)", "tier-flagship", tier="flagship"
+    )
     run = EvalRun(
         "shop",
         RepoState("f" * 40, "main", False),

@@ -93,20 +93,26 @@ def ledger_rows() -> list[dict[str, Any]]:
         ledger.close()
 
 
+@pytest.fixture
+def fixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: RecordingProvider) -> Repo:
+    """The shop up to its fix commit, in the current folder, its value tier on ``provider``,
+    which answers with the fix's real diff."""
+    repo = shop(tmp_path / "shop", upto="fix")
+    configure(repo.root, provider.url)
+    provider.answer = answer(repo, "fix")
+    monkeypatch.chdir(repo.root)
+    return repo
+
+
 def posts(provider: RecordingProvider) -> list[str]:
     return [r.path for r in provider.received]
 
 
 def test_a_tier_that_makes_the_real_change_succeeds_and_is_recorded_as_eval(
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    fixed: Repo,
     provider: RecordingProvider,
 ) -> None:
-    repo = shop(tmp_path / "shop", upto="fix")
-    configure(repo.root, provider.url)
-    provider.answer = answer(repo, "fix")
-    monkeypatch.chdir(repo.root)
     code, out, err = nearline_eval(capsys, "--commits", "1", "--tiers", "value", "--json")
     assert code == 0, err
     data = json.loads(out)
@@ -163,15 +169,10 @@ def test_a_tier_that_makes_the_real_change_succeeds_and_is_recorded_as_eval(
 
 
 def test_the_estimate_is_shown_before_anything_is_sent(
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    fixed: Repo,
     provider: RecordingProvider,
 ) -> None:
-    repo = shop(tmp_path / "shop", upto="fix")
-    configure(repo.root, provider.url)
-    provider.answer = answer(repo, "fix")
-    monkeypatch.chdir(repo.root)
     code, text, err = nearline_eval(capsys, "--commits", "1", "--tiers", "value")
     assert code == 0, err
     lines = err.splitlines()
@@ -259,6 +260,8 @@ def test_over_the_cap_the_user_is_asked_and_only_what_fits_runs(
     repo = shop(tmp_path / "shop", upto="rename")
     configure(repo.root, provider.url, input_price=1e-6, output_price=0.0)
     monkeypatch.chdir(repo.root)
+    # Answers are free and prompts as estimated: a request's worst case is its estimate.
+    monkeypatch.setattr("nearline.evaluation.runner.INPUT_MARGIN", 1.0)
 
     def estimate(commits: str) -> float:
         code, out, _ = nearline_eval(
@@ -306,7 +309,7 @@ def test_a_tier_with_no_providers_is_named_and_nothing_is_sent(
     monkeypatch.chdir(repo.root)
     code, out, err = nearline_eval(capsys, "--tiers", "value,flagship")
     assert code == 1
-    assert "tier flagship: tier 'flagship' has no providers" in err
+    assert "tier flagship has no providers" in err
     assert provider.received == [] and ledger_rows() == []
 
 
@@ -345,7 +348,7 @@ def test_a_change_to_a_file_with_a_secret_is_never_sent(
     [result] = data["results"][LABEL]
     assert result["outcome"].startswith("refused") and "AWS access key" in result["reason"]
     assert "IOSFODNN7EXAMPLE" not in out
-    assert data["tiers"][0]["refused"] == 1 and data["spent_usd"] == 0.0
+    assert data["tiers"][0]["not_run"] == 1 and data["spent_usd"] == 0.0
     assert provider.received == [] and ledger_rows() == []
 
 
@@ -423,7 +426,8 @@ def test_a_provider_failure_is_reported_and_asked_again_next_time(
         assert code == 0, err
         data = json.loads(out)
         [row] = data["tiers"]
-        assert (row["failed"], row["cases"], row["not_run"], row["success"]) == (1, 0, 1, None)
+        # A failure is a miss: in the success rate, not only apart.
+        assert (row["failed"], row["cases"], row["not_run"], row["success"]) == (1, 1, 0, 0.0)
         [result] = data["results"][LABEL]
         assert result["outcome"] == "failed" and result["cost_usd"] == 0.0
         assert [(r["client"], r["cost_usd"]) for r in ledger_rows()] == [("eval", 0.0)]
@@ -462,16 +466,50 @@ def test_the_local_tier_runs_on_this_machine_for_free(
 
 
 def test_a_tier_named_twice_runs_once(
+    capsys: pytest.CaptureFixture[str],
+    fixed: Repo,
+    provider: RecordingProvider,
+) -> None:
+    code, out, err = nearline_eval(capsys, "--commits", "1", "--tiers", "value,value", "--json")
+    assert code == 0, err
+    assert len(provider.received) == 1
+    assert len(json.loads(out)["tiers"]) == 1
+
+
+def test_a_request_whose_longest_answer_could_pass_the_cap_is_not_sent(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    provider: RecordingProvider,
+) -> None:
+    """The estimate ($0.02: ~200 output tokens) fits under $0.25; the worst case (4096 output
+    tokens at $0.0001 each, $0.41) does not: nothing is sent, and the report says why."""
+    repo = shop(tmp_path / "shop", upto="fix")
+    configure(repo.root, provider.url, output_price=1e-4)
+    monkeypatch.chdir(repo.root)
+    code, out, err = nearline_eval(capsys, "--commits", "1", "--tiers", "value", "--json")
+    assert code == 0, err
+    assert provider.received == [] and ledger_rows() == []
+    data = json.loads(out)
+    assert 0 < data["tiers"][0]["estimated_usd"] < 0.25
+    assert any("stopped after 0 of 1 cases" in n and "could cost up to" in n for n in data["notes"])
+
+
+def test_a_commit_message_with_a_secret_is_never_sent(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     provider: RecordingProvider,
 ) -> None:
     repo = shop(tmp_path / "shop", upto="fix")
+    cart = (repo.root / "cart.py").read_text()
+    key = "sk-" + "Ab3" * 14
+    repo.commit("leak", f"fix: total() with the key {key}", {"cart.py": cart + "\nLIMIT = 3\n"})
     configure(repo.root, provider.url)
-    provider.answer = answer(repo, "fix")
     monkeypatch.chdir(repo.root)
-    code, out, err = nearline_eval(capsys, "--commits", "1", "--tiers", "value,value", "--json")
+    code, out, err = nearline_eval(capsys, "--commits", "1", "--tiers", "value", "--json")
     assert code == 0, err
-    assert len(provider.received) == 1
-    assert len(json.loads(out)["tiers"]) == 1
+    assert provider.received == []
+    [result] = json.loads(out)["results"][LABEL]
+    assert result["outcome"] == "refused-privacy"
+    assert key not in out and key not in err

@@ -127,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0.25,
         help="the most the cloud tiers may cost (0.25); over it, ask or stop before sending",
     )
-    eval_out = p_eval.add_mutually_exclusive_group()
-    eval_out.add_argument("--json", action="store_true", help="print JSON")
+    p_eval.add_argument("--json", action="store_true", help="print JSON")
     p_eval.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     add_model_flags(p_eval)
 

@@ -114,13 +114,16 @@ def run(args: argparse.Namespace) -> int:
         if ledger is not None and not ledger.close(timeout=5.0):
             print("nearline: some eval requests were not recorded in the ledger", file=sys.stderr)
     data = report_dict(run_)
-    if args.html:
-        Path(args.html).write_text(to_html(data), encoding="utf-8")
-        say(f"wrote {args.html}")
     if args.json:
         print(json.dumps(data, indent=1))
     else:
         print(to_text(data), end="", flush=True)
+    if args.html:
+        try:
+            Path(args.html).write_text(to_html(data), encoding="utf-8")
+            say(f"wrote {args.html}")
+        except OSError as exc:
+            error = error or EvalError(f"cannot write {args.html}: {exc.strerror or exc}")
     if error is not None:
         print(f"nearline: {error}", file=sys.stderr)
         return 1

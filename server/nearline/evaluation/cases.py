@@ -219,12 +219,12 @@ def task_kind(message: str) -> TaskKind:
 
 def escalation_case(commit: Commit, diffs: Sequence[FileDiff]) -> EscalationCase | None:
     """The commit as a request, or None when it is not one logical step of text files
-    (no files, more than ``MAX_FILES``, binary, too many changed lines, only new files, a
-    message that says nothing)."""
+    (no files, more than ``MAX_FILES``, binary, a rename, too many changed lines, only new
+    files, a message that says nothing)."""
     message = commit.message.strip()
     if (
         not 1 <= len(diffs) <= MAX_FILES
-        or any(not d.text for d in diffs)
+        or any(not d.text or d.status == "R" for d in diffs)
         or len(commit.subject) < 8
         or _TRIVIAL.match(commit.subject)
     ):

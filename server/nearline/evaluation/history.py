@@ -19,6 +19,7 @@ from nearline.errors import EvalError
 GIT_TIMEOUT_S = 60
 MAX_FILE_BYTES = 512 * 1024
 """Larger files are treated like binary ones: no cases come from them."""
+MAX_COMMIT_FILES = 100
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class FileDiff:
     path: str
     """Relative, with forward slashes (a rename is a deletion and an addition)."""
     status: str
-    """"A" added, "M" modified, "D" deleted, "T" type changed."""
+    """"A" added, "M" modified, "D" deleted, "T" type changed, "R" renamed (``old`` is the
+    text under its old path)."""
     old: str | None
     """Text before the commit; None when added, binary or too large."""
     new: str | None
@@ -149,28 +151,39 @@ class GitRepo:
 
     def changes(self, commit: Commit) -> list[FileDiff]:
         """The files ``commit`` changed against its parent, with their text (submodules and
-        symbolic links left out). A root commit has none: it changed nothing, it began."""
+        symbolic links left out; a rename with its old text). A root commit has none: it
+        changed nothing, it began. A commit of over ``MAX_COMMIT_FILES`` files (a vendored
+        tree, a mass reformat) is listed without its text."""
         if commit.parent is None:
             return []
-        raw = self.run(
-            "diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", commit.parent, commit.sha
-        )
+        raw = self.run("diff-tree", "-r", "-z", "-M", "--no-commit-id", commit.parent, commit.sha)
         parts = raw.split(b"\0")
-        entries: list[tuple[str, str, str, str]] = []
-        for i in range(0, len(parts) - 1, 2):
+        entries: list[tuple[str, str, str, str, bool]] = []
+        i = 0
+        while i < len(parts) - 1:
             meta = parts[i].decode().lstrip(":").split()
+            named = 2 if meta and meta[-1][:1] in ("R", "C") else 1
+            raw_path = parts[i + named]
+            i += 1 + named
             if len(meta) != 5:
                 continue
             old_mode, new_mode, old_sha, new_sha, status = meta
             if {old_mode, new_mode} & {"160000", "120000"}:  # submodule, symlink
                 continue
-            path = parts[i + 1].decode("utf-8", "replace")
-            entries.append((path, status[0], old_sha, new_sha))
-        blobs = self.blobs(
-            [sha for _, _, old, new in entries for sha in (old, new) if set(sha) != {"0"}]
-        )
+            try:
+                path, readable = raw_path.decode("utf-8"), True
+            except UnicodeDecodeError:  # kept as listed, never as text
+                path, readable = raw_path.decode("utf-8", "replace"), False
+            entries.append((path, status[0], old_sha, new_sha, readable))
+        wanted = [
+            sha
+            for _, _, old, new, readable in entries
+            for sha in (old, new)
+            if readable and set(sha) != {"0"}
+        ]
+        blobs = self.blobs(wanted) if len(entries) <= MAX_COMMIT_FILES else {}
         diffs = []
-        for path, status, old_sha, new_sha in entries:
+        for path, status, old_sha, new_sha, _ in entries:
             old, new = blobs.get(old_sha), blobs.get(new_sha)
             old_ok = set(old_sha) == {"0"} or old is not None
             new_ok = set(new_sha) == {"0"} or new is not None
@@ -216,8 +229,8 @@ class GitRepo:
         """A temporary checkout of ``sha`` (a detached worktree), removed afterwards."""
         folder = Path(tempfile.mkdtemp(prefix="nearline-eval-"))
         tree = folder / "tree"
-        self.run("worktree", "add", "--detach", "--quiet", str(tree), sha)
         try:
+            self.run("worktree", "add", "--detach", "--quiet", str(tree), sha)
             yield tree
         finally:
             self.run("worktree", "remove", "--force", str(tree), check=False)

@@ -4,18 +4,12 @@ charts, no scripts run), its JSON riding along in
 
 from __future__ import annotations
 
-import html
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nearline.accounting.report.html import CSS, PALETTE
+from nearline.accounting.report.html import CSS, PALETTE, escape, script_json
 
 _W, _LEFT, _ROW = 720, 230, 18
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def svg_bars(
@@ -34,20 +28,22 @@ def svg_bars(
         color = PALETTE[k % len(PALETTE)]
         parts.append(
             f'<rect x="{x}" y="2" width="10" height="10" fill="{color}"/>'
-            f'<text x="{x + 14}" y="11">{_e(name)}</text>'
+            f'<text x="{x + 14}" y="11">{escape(name)}</text>'
         )
         x += 16 + 7 * len(name) + 12
     y = 24
     for label, bars in rows:
-        parts.append(f'<text x="0" y="{y + 13}">{_e(label[:36])}<title>{_e(label)}</title></text>')
+        parts.append(
+            f'<text x="0" y="{y + 13}">{escape(label[:36])}<title>{escape(label)}</title></text>'
+        )
         for k, (name, value) in enumerate(bars):
             width = max(value or 0.0, 0.0) / top * (_W - _LEFT - 80)
             shown = "-" if value is None else fmt(value)
             parts.append(
                 f'<rect x="{_LEFT}" y="{y}" width="{width:.1f}" height="{_ROW - 4}" '
-                f'fill="{PALETTE[k % len(PALETTE)]}"><title>{_e(label)} {_e(name)}: '
-                f"{_e(shown)}</title></rect>"
-                f'<text x="{_LEFT + width + 4:.1f}" y="{y + 11}">{_e(shown)}</text>'
+                f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(label)} {escape(name)}: '
+                f"{escape(shown)}</title></rect>"
+                f'<text x="{_LEFT + width + 4:.1f}" y="{y + 11}">{escape(shown)}</text>'
             )
             y += _ROW
         y += 10
@@ -77,10 +73,10 @@ def _cell(v: Any, kind: str = "") -> str:
 
 
 def _table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str, str]]) -> str:
-    head = "".join(f"<th>{_e(title)}</th>" for title, _, _ in cols)
+    head = "".join(f"<th>{escape(title)}</th>" for title, _, _ in cols)
     body = "".join(
         "<tr>"
-        + "".join(f"<td>{_e(_cell(r.get(key), kind))}</td>" for _, key, kind in cols)
+        + "".join(f"<td>{escape(_cell(r.get(key), kind))}</td>" for _, key, kind in cols)
         + "</tr>"
         for r in rows
     )
@@ -114,18 +110,16 @@ TIER_COLUMNS = (
 
 
 def to_html(data: dict[str, Any]) -> str:
-    payload = json.dumps(data)
-    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e")):
-        payload = payload.replace(char, escape)
+    payload = script_json(data)
     title = f"nearline eval: {data['project']}, {data['commits']} commits"
-    body = [f"<h1>{_e(title)}</h1>"]
+    body = [f"<h1>{escape(title)}</h1>"]
     body.append(
-        f"<p>HEAD {_e(data['head'][:12])} ({_e(data['branch'] or 'detached')}): "
+        f"<p>HEAD {escape(data['head'][:12])} ({escape(data['branch'] or 'detached')}): "
         f"{data['completion_cases']} completion cases, {data['escalation_cases']} escalation "
         "cases.</p>"
     )
     if data["notes"]:
-        body.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in data["notes"]) + "</ul>")
+        body.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in data["notes"]) + "</ul>")
     models, tiers = data["models"], data["tiers"]
     if models:
         body.append("<section><h2>Autocomplete, per model</h2>")
@@ -171,11 +165,11 @@ def to_html(data: dict[str, Any]) -> str:
         body.append("</section>")
     body.append(
         "<section><h2>Suggested settings</h2><p>Paste into <code>.nearline.toml</code>:</p>"
-        f"<pre>{_e(data['suggestion']['toml'])}</pre></section>"
+        f"<pre>{escape(data['suggestion']['toml'])}</pre></section>"
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n"
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>\n"
         + "\n".join(body)
         + f'\n<script type="application/json" id="nearline-eval">{payload}</script>\n'
         "</body></html>\n"

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from nearline.evaluation.runner import Candidate
+from nearline.evaluation.runner import ANSWERED, SCORED, Candidate, CandidateKind, CaseOutcome
 from nearline.evaluation.session import EvalRun
 
 SIMILAR = 0.5
@@ -42,7 +42,7 @@ def _results(run: EvalRun, cand: Candidate) -> list[dict[str, Any]]:
 
 
 def escalation_success(r: dict[str, Any]) -> bool:
-    if r.get("outcome") != "changed":
+    if r.get("outcome") != CaseOutcome.CHANGED:
         return False
     tests = r.get("tests_pass")
     return bool(tests) if tests is not None else r.get("line_similarity", 0.0) >= SIMILAR
@@ -72,15 +72,18 @@ def completion_row(run: EvalRun, cand: Candidate) -> dict[str, Any]:
 
 
 def escalation_row(run: EvalRun, cand: Candidate) -> dict[str, Any]:
+    """A tier's figures. Its success rate counts the cases a provider failed on as misses;
+    refused cases and those another tier answered (a budget's downgrade) are left out."""
     rs = _results(run, cand)
-    answered = [r for r in rs if r.get("outcome") in ("changed", "unappliable")]
-    applied = [r for r in answered if r["outcome"] == "changed"]
+    scored = [r for r in rs if r.get("outcome") in SCORED]
+    answered = [r for r in scored if r["outcome"] in ANSWERED]
+    applied = [r for r in answered if r["outcome"] == CaseOutcome.CHANGED]
     tested = [r for r in applied if r.get("tests_pass") is not None]
-    wins = sum(1 for r in answered if escalation_success(r))
+    wins = sum(1 for r in scored if escalation_success(r))
     cost = sum(r.get("cost_usd", 0.0) for r in rs)
     by_kind: dict[str, dict[str, Any]] = {}
-    for kind in sorted({r["kind"] for r in answered}):
-        mine = [r for r in answered if r["kind"] == kind]
+    for kind in sorted({r["kind"] for r in scored}):
+        mine = [r for r in scored if r["kind"] == kind]
         by_kind[kind] = {
             "cases": len(mine),
             "success": _share(sum(1 for r in mine if escalation_success(r)), len(mine)),
@@ -90,15 +93,14 @@ def escalation_row(run: EvalRun, cand: Candidate) -> dict[str, Any]:
         "label": cand.label,
         "key": cand.key,
         "tier": cand.tier,
-        "cases": len(answered),
-        "not_run": len(rs) - len(answered),
-        "failed": sum(1 for r in rs if r.get("outcome") == "failed"),
-        "refused": sum(1 for r in rs if str(r.get("outcome", "")).startswith("refused")),
+        "cases": len(scored),
+        "failed": len(scored) - len(answered),
+        "not_run": len(rs) - len(scored),
         "applies": _share(len(applied), len(answered)),
         "line_similarity": mean([r["line_similarity"] for r in answered]),
         "files": mean([r["files_jaccard"] for r in answered]),
         "tests_pass": _share(sum(1 for r in tested if r["tests_pass"]), len(tested)),
-        "success": _share(wins, len(answered)),
+        "success": _share(wins, len(scored)),
         "latency_p50_ms": percentile([r["latency_ms"] for r in answered], 0.5),
         "cost_usd": cost,
         "usd_per_success": cost / wins if wins else None,
@@ -179,14 +181,14 @@ def suggestion_toml(run: EvalRun, suggested: dict[str, Any]) -> str:
             + (f"; {others}" if others else "")
             + ("; few cases: take it as a hint" if rule["few_cases"] else ""),
         ]
-    if not suggested["rules"] and any(c.kind == "tier" for c in run.candidates):
-        lines.append("# routing: no tier succeeded on enough cases to suggest a rule")
+    if not suggested["rules"] and any(c.kind == CandidateKind.TIER for c in run.candidates):
+        lines.append("# routing: no tier succeeded on any case: no rule to suggest")
     return "\n".join(lines) + "\n"
 
 
 def report_dict(run: EvalRun) -> dict[str, Any]:
-    models = [completion_row(run, c) for c in run.candidates if c.kind == "model"]
-    tiers = [escalation_row(run, c) for c in run.candidates if c.kind == "tier"]
+    models = [completion_row(run, c) for c in run.candidates if c.kind == CandidateKind.MODEL]
+    tiers = [escalation_row(run, c) for c in run.candidates if c.kind == CandidateKind.TIER]
     return {
         "project": run.project,
         "head": run.state.head,
@@ -290,8 +292,8 @@ def to_text(data: dict[str, Any]) -> str:
             [
                 t["label"],
                 str(t["cases"])
-                + (f" (+{t['failed']} failed)" if t["failed"] else "")
-                + (f" (+{t['refused']} refused)" if t["refused"] else ""),
+                + (f" ({t['failed']} failed)" if t["failed"] else "")
+                + (f" (+{t['not_run']} not run)" if t["not_run"] else ""),
                 _pct(t["applies"]),
                 _num(t["line_similarity"]),
                 _num(t["files"]),

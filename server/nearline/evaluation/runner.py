@@ -2,28 +2,40 @@
 hot path, with the project index for cross-file context), escalation cases through the
 escalate-and-record use case (``app.escalations``) with one tier forced, so every request is
 routed, checked for privacy and budgets, and recorded in the ledger as the editor's are, with
-the client "eval". Each case gives a plain dict of results (kept in the store as it is)."""
+the client "eval". Each case gives a plain dict of results (kept in the store as it is, and
+in the JSON report), its ``outcome`` one of ``CaseOutcome``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
-import subprocess
+import os
+import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nearline.accounting.entries import Project
 from nearline.accounting.ledger import Ledger
+from nearline.accounting.prices import Tokens, provider_price, table_for
 from nearline.app.escalations import Escalations
 from nearline.completion import CompletionService, build_service
-from nearline.config import Settings
+from nearline.config import LOCAL_PROVIDER, Settings
 from nearline.documents import OpenDocument
 from nearline.errors import DocumentError, EvalError, ModelError
-from nearline.escalation.escalator import Document, Escalator, Task, relative
+from nearline.escalation import privacy
+from nearline.escalation.escalator import (
+    MAX_ANSWER_TOKENS,
+    Document,
+    Escalator,
+    Task,
+    relative,
+)
 from nearline.escalation.results import Answered, Changed, Failed, RefusalKind, Refused
 from nearline.evaluation.cases import CompletionCase, EscalationCase
 from nearline.evaluation.history import GitRepo
@@ -31,6 +43,7 @@ from nearline.evaluation.scoring import score_change, score_completion
 from nearline.index import FileEntry
 from nearline.index.store import ProjectIndex
 from nearline.tasks import TaskKind
+from nearline.vocab import StrEnum
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +51,57 @@ EVAL_CLIENT = "eval"
 """The ledger's ``client`` for every request an evaluation makes."""
 EVAL_BUDGET_MS = 10_000
 """A completion case gets the whole answer (the most ``time_budget_ms`` allows)."""
-PRIVACY_PREFIX = "privacy: "
-"""How ``Planned.refused`` begins when the case's content must stay on this machine."""
+INPUT_MARGIN = 1.5
+"""The worst case of a request's prompt tokens, over the router's estimate (characters / 3.5;
+code can run to ~3 characters a token)."""
 EVAL_BATCH = 256
 """Prompt tokens per evaluation step. The editor's small steps (``model.n_batch``) let a
 keystroke cancel a prompt half evaluated; nothing cancels a case, and a file just opened is
 evaluated whole: in large steps that is several times faster on a CPU."""
 
 
+class CandidateKind(StrEnum):
+    MODEL = "model"
+    """A local model, over completion cases."""
+    TIER = "tier"
+    """A routing tier, over escalation cases."""
+
+
+class CaseOutcome(StrEnum):
+    """What became of an escalation case."""
+
+    CHANGED = "changed"
+    """The answer's diff applies: scored."""
+    UNAPPLIABLE = "unappliable"
+    """An answer whose diff does not apply, or with no diff: scored as a miss."""
+    FAILED = "failed"
+    """Every provider failed: a miss, asked again by the next run."""
+    OTHER_TIER = "other-tier"
+    """A budget downgraded it to another tier: not this tier's, asked again."""
+    REFUSED_PRIVACY = "refused-privacy"
+    """Its files or message must stay on this machine: never sent."""
+    REFUSED_BUDGET = "refused-budget"
+    REFUSED_LOOP = "refused-loop"
+    REFUSED_ROUTING = "refused-routing"
+
+
+ANSWERED = (CaseOutcome.CHANGED, CaseOutcome.UNAPPLIABLE)
+"""Outcomes of a request the tier answered."""
+SCORED = (*ANSWERED, CaseOutcome.FAILED)
+"""Outcomes counted in a tier's success rate."""
+KEPT = (*ANSWERED, CaseOutcome.REFUSED_PRIVACY)
+"""Outcomes a rerun would get again: kept in the store."""
+
+
+def refused(kind: RefusalKind) -> CaseOutcome:
+    return CaseOutcome(f"refused-{kind}")
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A local model (completion cases) or a routing tier (escalation cases)."""
 
-    kind: str
-    """"model" or "tier"."""
+    kind: CandidateKind
     label: str
     key: str
     """Names its results in the store: what changes the answers changes it."""
@@ -65,23 +115,37 @@ def model_candidate(label: str, path: Path, settings: Settings) -> Candidate:
         identity = [path.name, stat.st_size]
     except OSError:
         identity = [str(path), 0]
-    knobs = dataclasses.asdict(settings.completion) | {"template": settings.model.template}
+    used = eval_completion_settings(settings, path)
+    knobs = dataclasses.asdict(used.completion) | {"template": used.model.template}
     digest = hashlib.sha1(json.dumps([identity, knobs], sort_keys=True).encode()).hexdigest()
-    return Candidate("model", label, f"model-{digest[:16]}", path=path)
+    return Candidate(CandidateKind.MODEL, label, f"model-{digest[:16]}", path=path)
 
 
 def tier_candidate(tier: str, settings: Settings) -> Candidate:
+    """``EvalError`` for a tier that cannot serve a request: unknown, without providers, or
+    off this machine when the project says ``cloud = false``."""
     if tier not in settings.routing.tiers:
         known = ", ".join(settings.routing.tiers)
         raise EvalError(f"--tiers: no tier named {tier!r} (this project has {known})")
     chain = settings.routing.tiers[tier]
+    if not chain:
+        raise EvalError(
+            f"tier {tier} has no providers; add one under [providers] and list it in "
+            f"routing.tiers.{tier} in .nearline.toml"
+        )
+    if not settings.cloud and any(name != LOCAL_PROVIDER for name in chain):
+        raise EvalError(
+            f"tier {tier}: cloud = false in this project's settings, so every request would "
+            "stay on this machine"
+        )
     models = [
         f"{name}/{settings.providers[name].model}" if name in settings.providers else name
         for name in chain
     ]
-    label = f"{tier} ({', '.join(models) or 'no providers'})"
-    digest = hashlib.sha1(json.dumps([tier, models]).encode()).hexdigest()
-    return Candidate("tier", label, f"tier-{digest[:16]}", tier=tier)
+    label = f"{tier} ({', '.join(models)})"
+    # A test command changes what a result says (tests_pass): results are kept apart.
+    digest = hashlib.sha1(json.dumps([tier, models, settings.eval.test_command]).encode())
+    return Candidate(CandidateKind.TIER, label, f"tier-{digest.hexdigest()[:16]}", tier=tier)
 
 
 def eval_completion_settings(settings: Settings, path: Path) -> Settings:
@@ -165,8 +229,12 @@ class Cap:
 class Planned:
     case: EscalationCase
     est_usd: float
+    """The router's estimate (what the run's estimate adds up)."""
+    worst_usd: float = 0.0
+    """The most the request can cost: its prompt at ``INPUT_MARGIN`` times the estimate, the
+    project map written to the cache, the longest answer, on the dearest provider of the tier."""
     refused: str | None = None
-    """Why this case cannot be run on the tier (privacy, the tier changed by policy)."""
+    """Why the case's content must stay on this machine (it is not sent)."""
 
 
 def forced_tier(settings: Settings, tier: str) -> Settings:
@@ -221,22 +289,35 @@ class EscalationRunner:
         return task, docs
 
     def plan(self, case: EscalationCase) -> Planned:
-        """The estimate, and whether the tier may serve the case at all. ``EvalError`` when
-        the tier cannot serve any request (no providers, the cloud off)."""
+        """The estimate and the worst case, or why the case must stay on this machine (its
+        files, or its commit message, which is the request's instruction)."""
         task, docs = self._request(case)
         decision = self.escalator.decide(task, docs, spending=None)
-        if decision.refused and not decision.private:
-            raise EvalError(f"tier {self.tier}: {decision.refused}")
+        opts = self.settings.privacy
+        message = privacy.check({"the commit message": case.instruction}, (), opts.scan_secrets)
+        if decision.private or decision.tier != self.tier or message:
+            why = decision.refused or decision.reason
+            return Planned(case, 0.0, refused=why if not message else "a secret in the message")
         if decision.refused:
-            return Planned(case, 0.0, f"{PRIVACY_PREFIX}{decision.refused}")
-        if decision.tier != self.tier:
-            if not self.settings.cloud:
-                raise EvalError(
-                    f"tier {self.tier}: cloud = false in this project's settings, so every "
-                    "request would stay on this machine"
-                )
-            return Planned(case, 0.0, decision.reason)
-        return Planned(case, decision.est_cost_usd)
+            raise EvalError(f"tier {self.tier}: {decision.refused}")
+        return Planned(case, decision.est_cost_usd, self.worst_case(decision.providers, decision))
+
+    def worst_case(self, providers: Sequence[str], decision: Any) -> float:
+        table = table_for(self.settings)
+        mapped = self.escalator.map_tokens() if self.tier in self.settings.project_map.tiers else 0
+        tokens = Tokens(
+            input=int(decision.est_tokens * INPUT_MARGIN),
+            cache_write=mapped,
+            output=MAX_ANSWER_TOKENS,
+        )
+        return max(
+            (
+                provider_price(self.settings.providers[name], table).cost(tokens)
+                for name in providers
+                if name in self.settings.providers
+            ),
+            default=0.0,
+        )
 
     async def run(self, case: EscalationCase) -> dict[str, Any]:
         task, docs = self._request(case)
@@ -252,9 +333,12 @@ class EscalationRunner:
             "output_tokens": entry.tokens.output,
         }
         if isinstance(result, Refused):
-            return out | {"outcome": f"refused-{result.kind}", "reason": result.reason}
+            return out | {"outcome": refused(result.kind), "reason": result.reason}
         if isinstance(result, Failed):
-            return out | {"outcome": "failed", "reason": str(result.error)}
+            return out | {"outcome": CaseOutcome.FAILED, "reason": str(result.error)}
+        if result.decision.tier != self.tier:
+            why = f"answered by the {result.decision.tier} tier ({result.decision.reason})"
+            return out | {"outcome": CaseOutcome.OTHER_TIER, "reason": why}
         before = {f.path: f.before for f in case.files}
         real = {f.path: f.after for f in case.files}
         answer: dict[str, str | None] | None = None
@@ -268,58 +352,59 @@ class EscalationRunner:
         tests = None
         command = self.settings.eval.test_command
         if answer is not None and command:
-            tests = self.run_tests(case.commit, answer, command)
+            tests, why_not = await self.run_tests(case.commit, answer, command)
+            reason = why_not or reason
         score = score_change(before, real, answer, tests)
-        return (
-            out
-            | dataclasses.asdict(score)
-            | {
-                "outcome": "changed" if answer is not None else "unappliable",
-                "reason": reason,
-            }
-        )
+        outcome = CaseOutcome.CHANGED if answer is not None else CaseOutcome.UNAPPLIABLE
+        return out | dataclasses.asdict(score) | {"outcome": outcome, "reason": reason}
 
-    def run_tests(self, sha: str, answer: dict[str, str | None], command: str) -> bool:
-        """The test command in a checkout of ``sha``'s parent with ``answer`` written in."""
-        parent = self.repo.run("rev-parse", f"{sha}^").decode().strip()
-        with self.repo.worktree(parent) as tree:
-            for rel, text in answer.items():
-                target = (tree / rel).resolve()
-                if tree.resolve() not in target.parents:
-                    return False
-                if text is None:
-                    target.unlink(missing_ok=True)
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(text, encoding="utf-8")
-            try:
-                proc = subprocess.run(
-                    command,
-                    shell=True,
-                    cwd=tree,
-                    capture_output=True,
-                    timeout=self.settings.eval.test_timeout_s,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                return False
-            return proc.returncode == 0
+    async def run_tests(
+        self, sha: str, answer: dict[str, str | None], command: str
+    ) -> tuple[bool | None, str]:
+        """The test command in a worktree of ``sha``'s parent with ``answer`` written in: whether
+        it passed, or None and why it could not run. The command runs in a session of its
+        own: a timeout or Ctrl-C ends it and everything it started."""
+        try:
+            with self.repo.worktree(f"{sha}^") as tree:
+                for rel, text in answer.items():
+                    target = (tree / rel).resolve()
+                    if tree.resolve() not in target.parents:
+                        return False, f"the answer writes outside the project: {rel}"
+                    if text is None:
+                        target.unlink(missing_ok=True)
+                    else:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_text(text, encoding="utf-8")
+                return await self._command(command, tree)
+        except (EvalError, OSError) as exc:
+            return None, f"the tests could not run: {exc}"
+
+    async def _command(self, command: str, cwd: Path) -> tuple[bool | None, str]:
+        proc = await asyncio.create_subprocess_shell(
+            command,
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        timeout = self.settings.eval.test_timeout_s
+        try:
+            code = await asyncio.wait_for(proc.wait(), timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return False, f"the tests took over {timeout} s"
+        return code == 0, ""
 
     async def aclose(self) -> None:
         await self.escalator.aclose()
 
 
 def cacheable(result: dict[str, Any]) -> bool:
-    """A result worth keeping: not one a later run may get otherwise (a provider failure, a
-    budget or loop refusal)."""
-    outcome = result.get("outcome", "")
-    return outcome != "failed" and not (
-        outcome.startswith("refused-") and outcome != f"refused-{RefusalKind.PRIVACY}"
-    )
-
-
-@dataclass
-class Progress:
-    done: int = 0
-    total: int = 0
-    notes: list[str] = field(default_factory=list)
+    """A result a later run would get again (see ``KEPT``); a provider failure, a budget or
+    loop refusal, another tier's answer are asked again."""
+    return result.get("outcome") in KEPT

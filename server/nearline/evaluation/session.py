@@ -5,7 +5,7 @@ Results are stored per candidate and commit once all of that commit's cases are 
 Ctrl-C loses at most the commit in progress, and a rerun evaluates only what is new. Cloud
 tiers run only after their estimated cost is shown and within ``max_usd``: a run whose
 estimate is over it asks (``confirm``) or stops before spending anything, and a run stops
-before a request that would take the spending past it."""
+before a request whose worst case (``Planned.worst_usd``) would take the spending past it."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ from nearline.catalog import DEFAULT_MODEL, choose_model, installed_path, load_c
 from nearline.catalog.entries import default_model_path
 from nearline.config import Settings
 from nearline.errors import CatalogError, EvalError, ModelError
-from nearline.escalation.results import RefusalKind
 from nearline.evaluation.cases import CASES_VERSION, CommitCases, EscalationCase, cases_of
 from nearline.evaluation.history import Commit, GitRepo, RepoState
 from nearline.evaluation.runner import (
-    PRIVACY_PREFIX,
     Candidate,
+    CandidateKind,
     Cap,
+    CaseOutcome,
     CompletionRunner,
     EscalationRunner,
     Planned,
@@ -135,7 +135,7 @@ def model_candidates(settings: Settings, names: Sequence[str]) -> list[Candidate
 def results_key(cand: Candidate, options: EvalOptions) -> str:
     """Where a candidate's results on a commit are kept: a model's depend on how many cases a
     commit has too; a tier's (paid for) only on how its one case is made."""
-    if cand.kind == "model":
+    if cand.kind == CandidateKind.MODEL:
         return f"{cand.key}/{CASES_VERSION}.{options.per_commit}"
     return f"{cand.key}/{CASES_VERSION}"
 
@@ -158,7 +158,12 @@ def read_history(
     for commit in usable:
         cases = store.cases(commit.sha, options.per_commit)
         if cases is None:
-            cases = cases_of(commit, repo.changes(commit), options.per_commit)
+            try:
+                changes = repo.changes(commit)
+            except EvalError as exc:  # one unreadable commit: the others still count
+                run.notes.append(f"commit {commit.sha[:12]} left out: {exc}")
+                continue
+            cases = cases_of(commit, changes, options.per_commit)
             store.put_cases(cases, options.per_commit)
             made += 1
         run.cases[commit.sha] = cases
@@ -167,6 +172,20 @@ def read_history(
         f"{len(run.escalation_cases())} escalation cases"
         + (f" ({made} commits read, {len(usable) - made} from the cache)" if made else " (cached)")
     )
+
+
+def unfinished(run: EvalRun, store: EvalStore, cand: Candidate) -> list[str]:
+    """The commits with cases for ``cand`` and no results of it yet; the results kept of the
+    others go into ``run.results``."""
+    done = run.results.setdefault(cand.key, {})
+    todo = []
+    for sha, cases in run.cases.items():
+        kept = store.results(results_key(cand, run.options), sha)
+        if kept is not None:
+            done[sha] = kept
+        elif cases.completion if cand.kind == CandidateKind.MODEL else cases.escalation:
+            todo.append(sha)
+    return todo
 
 
 async def run_models(
@@ -178,20 +197,12 @@ async def run_models(
     say: Say,
     make_runner: Callable[..., CompletionRunner] = CompletionRunner,
 ) -> None:
-    for cand in [c for c in run.candidates if c.kind == "model"]:
-        done = run.results.setdefault(cand.key, {})
-        todo = []
-        for sha, cases in run.cases.items():
-            kept = store.results(results_key(cand, run.options), sha)
-            if kept is not None:
-                done[sha] = kept
-            elif cases.completion:
-                todo.append(sha)
-        if not todo:
+    for cand in [c for c in run.candidates if c.kind == CandidateKind.MODEL]:
+        todo = unfinished(run, store, cand)
+        if not todo or cand.path is None:
             continue
         total = sum(len(run.cases[sha].completion) for sha in todo)
         say(f"{cand.label}: {total} completion cases")
-        assert cand.path is not None
         runner = make_runner(settings, cand.path, root, index)
         try:
             try:
@@ -207,7 +218,7 @@ async def run_models(
                     results.append(await runner.run(case))
                     n += 1
                 store.put_results(results_key(cand, run.options), sha, results)
-                done[sha] = results
+                run.results[cand.key][sha] = results
                 left = (time.perf_counter() - t0) / n * (total - n)
                 say(f"{cand.label}: {n}/{total}" + (f", ~{left:.0f} s left" if n < total else ""))
         finally:
@@ -219,17 +230,16 @@ def plan_tiers(
 ) -> dict[str, list[Planned]]:
     """Per tier candidate: the cases it has yet to run, with their estimates."""
     plans: dict[str, list[Planned]] = {}
-    for cand in [c for c in run.candidates if c.kind == "tier"]:
-        done = run.results.setdefault(cand.key, {})
-        plan = []
-        for sha, cases in run.cases.items():
-            kept = store.results(results_key(cand, run.options), sha)
-            if kept is not None:
-                done[sha] = kept
-            elif cases.escalation is not None:
-                plan.append(runners[cand.key].plan(cases.escalation))
+    for cand in [c for c in run.candidates if c.kind == CandidateKind.TIER]:
+        todo = unfinished(run, store, cand)
+        plan = [runners[cand.key].plan(c) for sha in todo if (c := run.cases[sha].escalation)]
         plans[cand.key] = plan
         run.estimates[cand.key] = sum(p.est_usd for p in plan)
+        if any(p.refused is None for p in plan) and not any(p.worst_usd for p in plan):
+            run.notes.append(
+                f"{cand.label}: no price is known for its model, so its requests count $0 "
+                "against --max-usd; set its prices under [providers] or [prices]"
+            )
     return plans
 
 
@@ -244,7 +254,8 @@ async def run_tiers(
     plans = plan_tiers(run, store, runners)
     cap = Cap(run.options.max_usd)
     total = sum(run.estimates.values())
-    for cand in [c for c in run.candidates if c.kind == "tier"]:
+    tiers = [c for c in run.candidates if c.kind == CandidateKind.TIER]
+    for cand in tiers:
         n = len(plans[cand.key])
         say(f"{cand.label}: {n} escalation cases, estimated ${run.estimates[cand.key]:.4f}")
     if total > cap.max_usd:
@@ -257,24 +268,24 @@ async def run_tiers(
                 f"the estimated cost, ${total:.4f}, is over --max-usd ${cap.max_usd:.2f}; "
                 "nothing was sent. Raise --max-usd, or evaluate fewer commits (--commits)"
             )
-    for cand in [c for c in run.candidates if c.kind == "tier"]:
+    for cand in tiers:
         runner, done = runners[cand.key], run.results[cand.key]
         for i, planned in enumerate(plans[cand.key]):
             sha = planned.case.commit
             result: dict[str, Any]
             if planned.refused is not None:
-                private = planned.refused.startswith(PRIVACY_PREFIX)
                 result = {
                     "case": planned.case.id,
                     "kind": planned.case.kind,
-                    "outcome": f"refused-{RefusalKind.PRIVACY if private else 'policy'}",
+                    "outcome": CaseOutcome.REFUSED_PRIVACY,
                     "reason": planned.refused,
                     "cost_usd": 0.0,
                 }
-            elif not cap.fits(planned.est_usd):
+            elif not cap.fits(planned.worst_usd):
                 run.notes.append(
-                    f"{cand.label}: stopped after {i} of {len(plans[cand.key])} cases: the next "
-                    f"would take the spending past --max-usd ${cap.max_usd:.2f}"
+                    f"{cand.label}: stopped after {i} of {len(plans[cand.key])} cases: the "
+                    f"next could cost up to ${planned.worst_usd:.4f} (its longest answer), "
+                    f"past --max-usd ${cap.max_usd:.2f} with ${cap.spent:.4f} spent"
                 )
                 break
             else:
@@ -305,7 +316,7 @@ async def evaluate(
     """Fill ``run`` (read it after an interruption too: it holds what was done)."""
     read_history(repo, options, store, say, run)
     await run_models(run, store, settings, root, index, say)
-    tiers = [c for c in run.candidates if c.kind == "tier"]
+    tiers = [c for c in run.candidates if c.kind == CandidateKind.TIER]
     if not tiers:
         return run
     local = choose_model(settings.model).path

@@ -25,8 +25,6 @@ from nearline.evaluation.cases import (
 
 log = logging.getLogger(__name__)
 
-SIZE_LIMIT = 256 * 2**20
-
 
 def store_folder(cache: Path, root: Path) -> Path:
     return cache / "eval" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
@@ -44,7 +42,8 @@ class EvalStore:
     def _open(folder: Path) -> diskcache.Cache | None:
         for attempt in range(2):
             try:
-                return diskcache.Cache(str(folder), size_limit=SIZE_LIMIT)
+                # Never evicted: a tier's results were paid for.
+                return diskcache.Cache(str(folder), eviction_policy="none")
             except Exception as exc:  # a corrupt store: start again
                 if attempt:
                     log.warning("cannot keep evaluation results in %s (%s)", folder, exc)

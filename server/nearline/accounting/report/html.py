@@ -33,8 +33,16 @@ def tier_colors(tiers: Iterable[str]) -> dict[str, str]:
     return {t: TIER_COLORS.get(t) or next(others) for t in sorted(set(tiers))}
 
 
-def _e(text: object) -> str:
+def escape(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def script_json(data: object) -> str:
+    """``data`` as JSON that is safe inside ``<script type="application/json">``."""
+    text = json.dumps(data)
+    for char, code in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e")):
+        text = text.replace(char, code)
+    return text
 
 
 def svg_columns(
@@ -49,7 +57,7 @@ def svg_columns(
     every = max(1, math.ceil(len(columns) / 12))
     parts = [
         f'<svg viewBox="0 0 {_W} {_H + 24}" role="img">',
-        f'<text x="0" y="12">{_e(axis)}</text>',
+        f'<text x="0" y="12">{escape(axis)}</text>',
         f'<line x1="{_LEFT}" y1="{_H}" x2="{_W - _RIGHT}" y2="{_H}" stroke="#999"/>',
     ]
     for i, (label, stack, flagged) in enumerate(columns):
@@ -60,7 +68,7 @@ def svg_columns(
             parts.append(
                 f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(step - 2, 1):.1f}" '
                 f'height="{height:.1f}" fill="{color}">'
-                f"<title>{_e(label)} {_e(name)}</title></rect>"
+                f"<title>{escape(label)} {escape(name)}</title></rect>"
             )
         if flagged:
             parts.append(
@@ -70,7 +78,7 @@ def svg_columns(
         if i % every == 0:
             parts.append(
                 f'<text x="{x + step / 2:.1f}" y="{_H + 16}" text-anchor="middle">'
-                f"{_e(label[5:])}</text>"
+                f"{escape(label[5:])}</text>"
             )
     return "".join(parts) + "</svg>"
 
@@ -85,10 +93,10 @@ def svg_hbars(items: Sequence[tuple[str, int]]) -> str:
         short = label if len(label) <= 32 else label[:31] + "\u2026"
         width = value / top * (_W - left - 70)
         parts.append(
-            f'<text x="0" y="{y + 14}">{_e(short)}<title>{_e(label)}</title></text>'
+            f'<text x="0" y="{y + 14}">{escape(short)}<title>{escape(label)}</title></text>'
             f'<rect x="{left}" y="{y}" width="{width:.1f}" height="{row - 6}" fill="#3a78c2">'
-            f"<title>{_e(label)}: {value:,} tokens</title></rect>"
-            f'<text x="{left + width + 4:.1f}" y="{y + 14}">{_e(tokens_short(value))}</text>'
+            f"<title>{escape(label)}: {value:,} tokens</title></rect>"
+            f'<text x="{left + width + 4:.1f}" y="{y + 14}">{escape(tokens_short(value))}</text>'
         )
     return "".join(parts) + "</svg>"
 
@@ -121,7 +129,7 @@ def charts(report: Report) -> list[tuple[str, str]]:
         return [(d, [] if v is None else [(percent(v), v, color)], False) for d, v in values]
 
     legend = "".join(
-        f'<span><i class="swatch" style="background:{c}"></i>{_e(t)}</span>'
+        f'<span><i class="swatch" style="background:{c}"></i>{escape(t)}</span>'
         for t, c in colors.items()
     )
     return [
@@ -175,12 +183,12 @@ HTML_HEADERS = (
 
 
 def html_table(report: Report) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in (report.by or report.period, *HTML_HEADERS))
+    head = "".join(f"<th>{escape(h)}</th>" for h in (report.by or report.period, *HTML_HEADERS))
     rows = []
     for g in (*report.groups, report.total):
         attrs = ' class="anomaly"' if g.anomaly else ' class="total"' if g is report.total else ""
-        title = f' title="{_e(g.anomaly)}"' if g.anomaly else ""
-        cells = "".join(f"<td>{_e(c)}</td>" for c in _cells(g))
+        title = f' title="{escape(g.anomaly)}"' if g.anomaly else ""
+        cells = "".join(f"<td>{escape(c)}</td>" for c in _cells(g))
         rows.append(f"<tr{attrs}{title}>{cells}</tr>")
     return (
         f'<div class="wide"><table id="groups"><thead><tr>{head}</tr></thead>'
@@ -191,26 +199,24 @@ def html_table(report: Report) -> str:
 def to_html(report: Report) -> str:
     """One self-contained page: no scripts, fonts, styles or images from anywhere else. The
     report's JSON rides along in ``<script type="application/json" id="nearline-data">``."""
-    data = json.dumps(report_dict(report))
-    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e")):
-        data = data.replace(char, escape)
+    data = script_json(report_dict(report))
     title = f"nearline usage, {report.since} to {report.until}"
-    body = [f"<h1>{_e(title)}</h1>"]
+    body = [f"<h1>{escape(title)}</h1>"]
     if not report.groups:
-        body.append(f"<p>{_e(empty_message(report))}</p>")
+        body.append(f"<p>{escape(empty_message(report))}</p>")
     else:
-        body.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes(report)[:6]) + "</ul>")
+        body.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes(report)[:6]) + "</ul>")
         if report.warnings:
-            items = "".join(f"<li>{_e(w)}</li>" for w in report.warnings)
+            items = "".join(f"<li>{escape(w)}</li>" for w in report.warnings)
             body.append(f'<ul class="anomalies">{items}</ul>')
         if report.anomalies:
-            items = "".join(f"<li>{_e(a.message)}</li>" for a in report.anomalies)
+            items = "".join(f"<li>{escape(a.message)}</li>" for a in report.anomalies)
             body.append(f'<h2>Anomalies</h2><ul class="anomalies">{items}</ul>')
         body.append(html_table(report))
-        body += [f"<section><h2>{_e(t)}</h2>{svg}</section>" for t, svg in charts(report)]
+        body += [f"<section><h2>{escape(t)}</h2>{svg}</section>" for t, svg in charts(report)]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n"
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>\n"
         + "\n".join(body)
         + f'\n<script type="application/json" id="nearline-data">{data}</script>\n</body></html>\n'
     )
