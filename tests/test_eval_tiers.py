@@ -346,25 +346,10 @@ def test_a_change_to_a_file_with_a_secret_is_never_sent(
     assert code == 0, err
     data = json.loads(out)
     [result] = data["results"][LABEL]
-    assert result["outcome"].startswith("refused") and "AWS access key" in result["reason"]
+    assert result["outcome"] == "refused-privacy" and "AWS access key" in result["reason"]
     assert "IOSFODNN7EXAMPLE" not in out
     assert data["tiers"][0]["not_run"] == 1 and data["spent_usd"] == 0.0
     assert provider.received == [] and ledger_rows() == []
-
-
-def test_a_privacy_refusal_is_labelled_and_kept(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    provider: RecordingProvider,
-) -> None:
-    repo = secret_repo(tmp_path / "keys")
-    configure(repo.root, provider.url)
-    monkeypatch.chdir(repo.root)
-    code, out, _ = nearline_eval(capsys, "--tiers", "value", "--json")
-    assert code == 0
-    [result] = json.loads(out)["results"][LABEL]
-    assert result["outcome"] == "refused-privacy"
 
 
 BREAKS_IT = """\

@@ -37,6 +37,7 @@ from nearline.escalation.escalator import (
     relative,
 )
 from nearline.escalation.results import Answered, Changed, Failed, RefusalKind, Refused
+from nearline.escalation.router import Decision
 from nearline.evaluation.cases import CompletionCase, EscalationCase
 from nearline.evaluation.history import GitRepo
 from nearline.evaluation.scoring import score_change, score_completion
@@ -221,8 +222,8 @@ class Cap:
     max_usd: float
     spent: float = 0.0
 
-    def fits(self, est_usd: float) -> bool:
-        return self.spent + est_usd <= self.max_usd + 1e-12
+    def fits(self, usd: float) -> bool:
+        return self.spent + usd <= self.max_usd + 1e-12
 
 
 @dataclass
@@ -302,7 +303,7 @@ class EscalationRunner:
             raise EvalError(f"tier {self.tier}: {decision.refused}")
         return Planned(case, decision.est_cost_usd, self.worst_case(decision.providers, decision))
 
-    def worst_case(self, providers: Sequence[str], decision: Any) -> float:
+    def worst_case(self, providers: Sequence[str], decision: Decision) -> float:
         table = table_for(self.settings)
         mapped = self.escalator.map_tokens() if self.tier in self.settings.project_map.tiers else 0
         tokens = Tokens(
