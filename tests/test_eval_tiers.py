@@ -16,8 +16,12 @@ from typing import Any
 
 import pytest
 
+from nearline.accounting.entries import Outcome, Project, escalation_entry
 from nearline.accounting.ledger import Ledger, ledger_path
+from nearline.accounting.prices import Tokens
 from nearline.cli import main
+from nearline.evaluation.history import GitRepo
+from nearline.evaluation.runner import cacheable
 from support.engines import ok
 from support.fake_provider import RecordingProvider, Reply, ScriptedServer
 from support.gitrepo import FIX_MESSAGE, OFF_BY_ONE, Repo, shop
@@ -498,3 +502,46 @@ def test_a_commit_message_with_a_secret_is_never_sent(
     [result] = json.loads(out)["results"][LABEL]
     assert result["outcome"] == "refused-privacy"
     assert key not in out and key not in err
+
+
+def test_a_case_a_budget_sends_to_another_tier_is_not_this_tiers(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    provider: RecordingProvider,
+) -> None:
+    """Today's spending is past the project's budget, which downgrades to the local tier: the
+    answer (here a failure: the local model is missing) is not the value tier's, so it is
+    neither scored nor kept for it, and the next run tries the value tier again."""
+    repo = shop(tmp_path / "shop", upto="fix")
+    configure(repo.root, provider.url)
+    with (repo.root / ".nearline.toml").open("a") as f:
+        f.write('\n[budget.project]\ndaily_usd = 0.01\n\n[budget]\non_exceeded = "downgrade"\n')
+        f.write('\n[model]\npath = "absent.gguf"\n')  # the local tier fails at once
+    provider.answer = answer(repo, "fix")
+    root = str(GitRepo.find(repo.root).root)
+    ledger = Ledger(ledger_path())
+    spent = escalation_entry(
+        task="fix",
+        outcome=Outcome.OK,
+        tier="value",
+        provider="cheap",
+        model="eval-model",
+        tokens=Tokens(input=10),
+        latency_ms=1.0,
+        cost_usd=1.0,
+        project=Project(root, "shop"),
+        language="python",
+    )
+    ledger.record(spent)
+    assert ledger.close(timeout=5)
+    monkeypatch.chdir(repo.root)
+    code, out, err = nearline_eval(capsys, "--commits", "1", "--tiers", "value", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    [result] = data["results"][LABEL]
+    assert result["outcome"] == "other-tier" and "the local tier" in result["reason"]
+    assert not cacheable(result)  # the next run tries the value tier again
+    [row] = data["tiers"]
+    assert (row["cases"], row["not_run"], row["success"]) == (0, 1, None)
+    assert provider.received == []

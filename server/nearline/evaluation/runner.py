@@ -335,11 +335,11 @@ class EscalationRunner:
         }
         if isinstance(result, Refused):
             return out | {"outcome": refused(result.kind), "reason": result.reason}
+        if result.decision.tier != self.tier:
+            why = f"sent to the {result.decision.tier} tier ({result.decision.reason})"
+            return out | {"outcome": CaseOutcome.OTHER_TIER, "reason": why}
         if isinstance(result, Failed):
             return out | {"outcome": CaseOutcome.FAILED, "reason": str(result.error)}
-        if result.decision.tier != self.tier:
-            why = f"answered by the {result.decision.tier} tier ({result.decision.reason})"
-            return out | {"outcome": CaseOutcome.OTHER_TIER, "reason": why}
         before = {f.path: f.before for f in case.files}
         real = {f.path: f.after for f in case.files}
         answer: dict[str, str | None] | None = None
