@@ -3,7 +3,7 @@ hot path, with the project index for cross-file context), escalation cases throu
 escalate-and-record use case (``app.escalations``) with one tier forced, so every request is
 routed, checked for privacy and budgets, and recorded in the ledger as the editor's are, with
 the client "eval". Each case gives a plain dict of results (kept in the store as it is, and
-in the JSON report), its ``outcome`` one of ``CaseOutcome``."""
+in the JSON report), its ``outcome`` a ``CaseOutcome`` value."""
 
 from __future__ import annotations
 
@@ -301,9 +301,9 @@ class EscalationRunner:
             return Planned(case, 0.0, refused=why if not message else "a secret in the message")
         if decision.refused:
             raise EvalError(f"tier {self.tier}: {decision.refused}")
-        return Planned(case, decision.est_cost_usd, self.worst_case(decision.providers, decision))
+        return Planned(case, decision.est_cost_usd, self.worst_case(decision))
 
-    def worst_case(self, providers: Sequence[str], decision: Decision) -> float:
+    def worst_case(self, decision: Decision) -> float:
         table = table_for(self.settings)
         mapped = self.escalator.map_tokens() if self.tier in self.settings.project_map.tiers else 0
         tokens = Tokens(
@@ -314,7 +314,7 @@ class EscalationRunner:
         return max(
             (
                 provider_price(self.settings.providers[name], table).cost(tokens)
-                for name in providers
+                for name in decision.providers
                 if name in self.settings.providers
             ),
             default=0.0,
@@ -334,12 +334,12 @@ class EscalationRunner:
             "output_tokens": entry.tokens.output,
         }
         if isinstance(result, Refused):
-            return out | {"outcome": refused(result.kind), "reason": result.reason}
+            return out | {"outcome": refused(result.kind).value, "reason": result.reason}
         if result.decision.tier != self.tier:
             why = f"sent to the {result.decision.tier} tier ({result.decision.reason})"
-            return out | {"outcome": CaseOutcome.OTHER_TIER, "reason": why}
+            return out | {"outcome": CaseOutcome.OTHER_TIER.value, "reason": why}
         if isinstance(result, Failed):
-            return out | {"outcome": CaseOutcome.FAILED, "reason": str(result.error)}
+            return out | {"outcome": CaseOutcome.FAILED.value, "reason": str(result.error)}
         before = {f.path: f.before for f in case.files}
         real = {f.path: f.after for f in case.files}
         answer: dict[str, str | None] | None = None
@@ -357,7 +357,7 @@ class EscalationRunner:
             reason = why_not or reason
         score = score_change(before, real, answer, tests)
         outcome = CaseOutcome.CHANGED if answer is not None else CaseOutcome.UNAPPLIABLE
-        return out | dataclasses.asdict(score) | {"outcome": outcome, "reason": reason}
+        return out | dataclasses.asdict(score) | {"outcome": outcome.value, "reason": reason}
 
     async def run_tests(
         self, sha: str, answer: dict[str, str | None], command: str

@@ -277,7 +277,7 @@ async def run_tiers(
                 result = {
                     "case": planned.case.id,
                     "kind": planned.case.kind,
-                    "outcome": CaseOutcome.REFUSED_PRIVACY,
+                    "outcome": CaseOutcome.REFUSED_PRIVACY.value,
                     "reason": planned.refused,
                     "cost_usd": 0.0,
                 }
