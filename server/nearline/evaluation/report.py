@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from nearline.catalog import DEFAULT_MODEL
+from nearline.catalog.choice import SUGGESTED
 from nearline.evaluation.runner import ANSWERED, SCORED, Candidate, CandidateKind, CaseOutcome
 from nearline.evaluation.session import EvalRun
 
@@ -158,6 +160,11 @@ def suggestion_toml(run: EvalRun, suggested: dict[str, Any]) -> str:
     model = suggested["model"]
     if model and model == run.serving:
         lines.append(f"# autocomplete: keep {model}, the model serving now")
+        if model == DEFAULT_MODEL:
+            lines.append(
+                f"# (the embedded default; `nearline models pull {SUGGESTED}` brings a code "
+                "model: run nearline eval again to compare)"
+            )
     elif model:
         lines.append(f"# autocomplete: {model} completed this project's code best")
         if model.endswith(".gguf"):
