@@ -134,14 +134,10 @@ READY_GRACE_S = 2.0
 """Cuts: how long to wait for completionReady after an answer that took the whole budget."""
 
 
-def is_ident(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
-
-
 def is_pause_after(text: str, i: int) -> bool:
     """Whether the person pauses after typing ``text[i]``: a non-identifier character that
     follows an identifier character (Enter is handled apart)."""
-    return i > 0 and text[i] != "\n" and not is_ident(text[i]) and is_ident(text[i - 1])
+    return i > 0 and text[i] != "\n" and not cases.is_ident(text[i]) and cases.is_ident(text[i - 1])
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -164,8 +164,8 @@ def test_a_shallow_clone_leaves_out_its_oldest_commit(tmp_path: Path, repo: Repo
     assert [c.sha for c in commits] == [repo.shas["readme"], repo.shas["merge"]]
     assert commits[-1].parent is None  # its parent was not fetched
 
-    run = EvalRun("clone", state, EvalOptions())
-    read_history(git_repo, EvalOptions(commits=50), EvalStore(None), lambda _: None, run)
+    run = EvalRun("clone", state, EvalOptions(commits=50))
+    read_history(git_repo, EvalStore(None), lambda _: None, run)
     assert [c.sha for c in run.commits] == [repo.shas["readme"]]
 
 
@@ -175,7 +175,7 @@ def test_a_shallow_clone_of_one_commit_says_so(tmp_path: Path, repo: Repo) -> No
     git_repo = GitRepo(clone)
     run = EvalRun("clone", git_repo.state(), EvalOptions())
     with pytest.raises(EvalError, match=r"shallow clone.*--unshallow.*at least two commits"):
-        read_history(git_repo, EvalOptions(), EvalStore(None), lambda _: None, run)
+        read_history(git_repo, EvalStore(None), lambda _: None, run)
 
 
 def test_one_commit_is_not_enough_history(tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_one_commit_is_not_enough_history(tmp_path: Path) -> None:
     git_repo = GitRepo(repo.root)
     run = EvalRun("r", git_repo.state(), EvalOptions())
     with pytest.raises(EvalError, match="at least two commits") as caught:
-        read_history(git_repo, EvalOptions(), EvalStore(None), lambda _: None, run)
+        read_history(git_repo, EvalStore(None), lambda _: None, run)
     assert "shallow" not in str(caught.value)
 
 

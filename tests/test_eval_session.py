@@ -71,7 +71,7 @@ def start(repo: Repo, folder: Path, said: list[str]) -> tuple[EvalRun, EvalStore
     candidate = model_candidate("fake", folder / "fake.gguf", Settings())
     run = EvalRun("shop", git_repo.state(), options, candidates=[candidate])
     store = EvalStore(folder / "store")
-    read_history(git_repo, options, store, said.append, run)
+    read_history(git_repo, store, said.append, run)
     return run, store, candidate
 
 
@@ -111,7 +111,7 @@ def test_ctrl_c_leaves_whole_commits_and_a_rerun_does_the_rest(repo: Repo, tmp_p
     again = EvalStore(tmp_path / "store")
     said.clear()
     rerun = EvalRun("shop", run.state, run.options, candidates=[candidate])
-    read_history(GitRepo(repo.root), rerun.options, again, said.append, rerun)
+    read_history(GitRepo(repo.root), again, said.append, rerun)
     assert said[-1].endswith("(cached)")  # the cases too were kept
     runner = models(rerun, again, repo)
     assert [c.commit for c in runner.ran] == [
@@ -126,7 +126,7 @@ def test_ctrl_c_leaves_whole_commits_and_a_rerun_does_the_rest(repo: Repo, tmp_p
     # Nothing left: no model is loaded at all.
     third = EvalRun("shop", run.state, run.options, candidates=[candidate])
     with_store = EvalStore(tmp_path / "store")
-    read_history(GitRepo(repo.root), third.options, with_store, said.append, third)
+    read_history(GitRepo(repo.root), with_store, said.append, third)
     Runner.made.clear()
     asyncio.run(run_models(third, with_store, Settings(), repo.root, None, print, Runner))
     assert Runner.made == [] and third.results == rerun.results
@@ -140,7 +140,7 @@ def test_another_number_of_cases_per_commit_is_measured_again(repo: Repo, tmp_pa
     assert len(first.ran) == run.completion_cases()
     options = dataclasses.replace(run.options, per_commit=1)
     fewer = EvalRun("shop", run.state, options, candidates=[candidate])
-    read_history(GitRepo(repo.root), options, store, said.append, fewer)
+    read_history(GitRepo(repo.root), store, said.append, fewer)
     again = models(fewer, store, repo)
     assert len(again.ran) == fewer.completion_cases() == len(run.commits)
     store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -15,9 +16,18 @@ def _env_path(name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def cache_dir() -> Path:
-    """Completion cache (diskcache). ``NEARLINE_CACHE_DIR`` overrides."""
+def cache_dir(configured: str | None = None) -> Path:
+    """The caches' folder (completions, KV states, the index, eval): ``configured`` (the
+    ``cache.dir`` setting) when given, else ``NEARLINE_CACHE_DIR``, else the user cache dir."""
+    if configured:
+        return Path(configured).expanduser()
     return _env_path("NEARLINE_CACHE_DIR") or Path(platformdirs.user_cache_dir(APP))
+
+
+def project_store(cache: Path, kind: str, root: Path) -> Path:
+    """The folder of a project's ``kind`` of store ("index", "eval") in ``cache``, named by the
+    project folder's resolved path, hashed."""
+    return cache / kind / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
 
 
 def data_dir() -> Path:

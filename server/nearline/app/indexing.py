@@ -4,7 +4,6 @@ build, and an open document's text going into it."""
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from nearline.config import Settings
 from nearline.documents import language_of, path_of_uri
 from nearline.escalation.privacy import local_only_match
 from nearline.index.store import ProjectIndex, RefreshStats
-from nearline.paths import cache_dir
+from nearline.paths import cache_dir, project_store
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +27,7 @@ def open_index(root: Path | None, settings: Settings) -> ProjectIndex | None:
         return None
     store = None
     if settings.cache.enable_disk:
-        folder = Path(settings.cache.dir).expanduser() if settings.cache.dir else cache_dir()
-        store = folder / "index" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+        store = project_store(cache_dir(settings.cache.dir), "index", root)
     return ProjectIndex(
         root,
         store,

@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
         evaluate,
         serving_label,
     )
-    from nearline.evaluation.store import EvalStore, store_folder
-    from nearline.paths import cache_dir
+    from nearline.evaluation.store import EvalStore
+    from nearline.paths import cache_dir, project_store
 
     if args.commits < 1 or args.cases_per_commit < 0 or args.max_usd < 0:
         raise NearlineError(
@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         candidates=candidates_for(settings, options),
         serving=serving_label(settings),
     )
-    cache = Path(settings.cache.dir).expanduser() if settings.cache.dir else cache_dir()
-    store = EvalStore(store_folder(cache, repo.root) if settings.cache.enable_disk else None)
+    folder = project_store(cache_dir(settings.cache.dir), "eval", repo.root)
+    store = EvalStore(folder if settings.cache.enable_disk else None)
     index = open_index(repo.root, settings)
     ledger = (
         Ledger(on_error=lambda text: print(f"nearline: {text}", file=sys.stderr))
@@ -88,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
             refresh_quietly(index)
         asyncio.run(
             evaluate(
-                repo.root,
                 settings,
-                options,
                 store=store,
                 run=run_,
                 repo=repo,

@@ -478,7 +478,7 @@ class CompletionService:
 def build_service(settings: Settings) -> CompletionService:
     """A service whose engine loads on its own thread as its first job."""
     opts = settings.cache
-    folder = Path(opts.dir).expanduser() if opts.dir else cache_dir()
+    folder = cache_dir(opts.dir)
     cache = CompletionCache(
         folder / "completions" if opts.enable_disk else None,
         memory_entries=opts.memory_entries,

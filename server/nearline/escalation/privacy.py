@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from urllib.parse import unquote, urlparse
 
+from nearline.documents import path_of_uri
 from nearline.errors import PrivacyError
 
 
@@ -71,9 +71,14 @@ def _relative_parts(path: str, root: str | None) -> tuple[str, ...]:
 
 
 def _components(path: str) -> tuple[str, ...]:
-    if path.startswith("file:"):
-        path = unquote(urlparse(path).path)
+    path = _file_path(path)
     return tuple(p for p in path.replace("\\", "/").split("/") if p not in ("", "."))
+
+
+def _file_path(path: str) -> str:
+    """A path, or a ``file:`` URI's path (``documents.path_of_uri``)."""
+    found = path_of_uri(path) if path.startswith("file:") else None
+    return found.as_posix() if found is not None else path
 
 
 def _glob_matches(pattern: str, parts: tuple[str, ...]) -> bool:
@@ -424,7 +429,7 @@ def ensure_shareable(
 
 
 def _display(path: str) -> str:
-    return unquote(urlparse(path).path) if path.startswith("file:") else path or "the text"
+    return _file_path(path) or "the text"
 
 
 def _article(detail: str) -> str:

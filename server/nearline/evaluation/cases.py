@@ -144,18 +144,20 @@ def is_code_line(line: str) -> bool:
     )
 
 
-def _bare_lines(text: str | None) -> list[str]:
-    """Lines without their ends: a line whose only change is its end is not a change."""
-    return [line.rstrip("\r\n") for line in split_lines(text or "")]
+def line_changes(
+    old: str | None, new: str | None
+) -> tuple[list[str], list[tuple[str, int, int, int, int]]]:
+    """``old``'s lines and difflib's opcodes from them to ``new``'s, the equal runs left out;
+    lines compared without their ends (a line whose only change is its end is no change)."""
+    a = [line.rstrip("\r\n") for line in split_lines(old or "")]
+    b = [line.rstrip("\r\n") for line in split_lines(new or "")]
+    ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    return a, [op for op in ops if op[0] != "equal"]
 
 
 def added_blocks(old: str | None, new: str) -> list[range]:
     """Ranges of ``new``'s lines that the change added (inserted or replacing others)."""
-    a, b = _bare_lines(old), _bare_lines(new)
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    return [
-        range(j1, j2) for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in ("insert", "replace")
-    ]
+    return [range(j1, j2) for tag, _, _, j1, j2 in line_changes(old, new)[1] if tag != "delete"]
 
 
 def completion_cases(
@@ -249,12 +251,7 @@ def escalation_case(commit: Commit, diffs: Sequence[FileDiff]) -> EscalationCase
 def _changed_old_lines(old: str | None, new: str | None) -> tuple[range, int]:
     """The span of ``old``'s lines the change touches (an insertion: the line before it),
     and how many lines it removed and added."""
-    a, b = _bare_lines(old), _bare_lines(new)
-    ops = [
-        op
-        for op in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
-        if op[0] != "equal"
-    ]
+    a, ops = line_changes(old, new)
     if not ops:
         return range(0, 1), 0
     first = max(0, min(ops[0][1], len(a) - 1))

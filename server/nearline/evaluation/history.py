@@ -107,12 +107,10 @@ class GitRepo:
                 env=env,
                 check=False,
             )
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no git, or no folder to run it in
             if not self.root.is_dir():
                 raise EvalError(f"{self.root} is not a folder") from None
             raise EvalError("git is not installed (or not on PATH)") from None
-        except NotADirectoryError:
-            raise EvalError(f"{self.root} is not a folder") from None
         except subprocess.TimeoutExpired:
             raise EvalError(f"git {args[0]} took over {GIT_TIMEOUT_S} s") from None
         if check and proc.returncode != 0:

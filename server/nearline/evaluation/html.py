@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nearline.accounting.report.html import CSS, PALETTE, escape, script_json
+from nearline.evaluation.report import MODEL_COLUMNS, TIER_COLUMNS, Column, cells
 
 _W, _LEFT, _ROW = 720, 230, 18
 
@@ -58,55 +59,13 @@ def _pct(v: float | None) -> float | None:
     return None if v is None else v * 100
 
 
-def _cell(v: Any, kind: str = "") -> str:
-    if v is None:
-        return "-"
-    if kind == "%":
-        return f"{v * 100:.0f}%"
-    if kind == "$":
-        return f"${v:.4f}"
-    if kind == "ms":
-        return f"{v:.0f}"
-    if isinstance(v, float):
-        return f"{v:.2f}"
-    return str(v)
-
-
-def _table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str, str]]) -> str:
+def _table(rows: Sequence[dict[str, Any]], cols: Sequence[Column]) -> str:
     head = "".join(f"<th>{escape(title)}</th>" for title, _, _ in cols)
     body = "".join(
-        "<tr>"
-        + "".join(f"<td>{escape(_cell(r.get(key), kind))}</td>" for _, key, kind in cols)
-        + "</tr>"
-        for r in rows
+        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells(r, cols)) + "</tr>" for r in rows
     )
     table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     return f'<div class="wide">{table}</div>'
-
-
-MODEL_COLUMNS = (
-    ("model", "label", ""),
-    ("cases", "cases", ""),
-    ("exact", "exact", "%"),
-    ("edit similarity", "edit_similarity", ""),
-    ("Tab chars", "tab_chars", "%"),
-    ("Tab'd", "accepted", "%"),
-    ("p50 ms", "latency_p50_ms", "ms"),
-    ("p95 ms", "latency_p95_ms", "ms"),
-    ("cost", "cost_usd", "$"),
-)
-TIER_COLUMNS = (
-    ("tier", "label", ""),
-    ("cases", "cases", ""),
-    ("applies", "applies", "%"),
-    ("line similarity", "line_similarity", ""),
-    ("files", "files", ""),
-    ("tests pass", "tests_pass", "%"),
-    ("success", "success", "%"),
-    ("p50 ms", "latency_p50_ms", "ms"),
-    ("cost", "cost_usd", "$"),
-    ("$/success", "usd_per_success", "$"),
-)
 
 
 def to_html(data: dict[str, Any]) -> str:

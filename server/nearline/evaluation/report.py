@@ -175,7 +175,7 @@ def suggestion_toml(run: EvalRun, suggested: dict[str, Any]) -> str:
         lines.append("# routing: put these before your own [[routing.rules]] (first match wins)")
     for rule in suggested["rules"]:
         others = ", ".join(
-            f"{t} {_pct(s)}" for t, s in rule["compared"].items() if t != rule["tier"]
+            f"{t} {cell(s, '%')}" for t, s in rule["compared"].items() if t != rule["tier"]
         )
         lines += [
             "",
@@ -183,7 +183,7 @@ def suggestion_toml(run: EvalRun, suggested: dict[str, Any]) -> str:
             f'name = "eval: {rule["task"]}"',
             f'task = ["{rule["task"]}"]',
             f'tier = "{rule["tier"]}"',
-            f"# {_pct(rule['success'])} of {rule['cases']} cases succeeded at "
+            f"# {cell(rule['success'], '%')} of {rule['cases']} cases succeeded at "
             f"${rule['usd_per_case']:.4f} each"
             + (f"; {others}" if others else "")
             + ("; few cases: take it as a hint" if rule["few_cases"] else ""),
@@ -216,20 +216,50 @@ def report_dict(run: EvalRun) -> dict[str, Any]:
     }
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f}%"
+Column = tuple[str, str, str]
+"""A table column: its title, its row's key, and how its value is written (``cell``)."""
+MODEL_COLUMNS: tuple[Column, ...] = (
+    ("model", "label", ""),
+    ("cases", "cases", ""),
+    ("exact", "exact", "%"),
+    ("edit sim", "edit_similarity", ""),
+    ("Tab chars", "tab_chars", "%"),
+    ("Tab'd", "accepted", "%"),
+    ("p50 ms", "latency_p50_ms", "ms"),
+    ("p95 ms", "latency_p95_ms", "ms"),
+    ("cost", "cost_usd", "$"),
+)
+TIER_COLUMNS: tuple[Column, ...] = (
+    ("tier", "label", ""),
+    ("cases", "cases", ""),
+    ("applies", "applies", "%"),
+    ("line sim", "line_similarity", ""),
+    ("files", "files", ""),
+    ("tests", "tests_pass", "%"),
+    ("success", "success", "%"),
+    ("p50 ms", "latency_p50_ms", "ms"),
+    ("cost", "cost_usd", "$"),
+    ("$/success", "usd_per_success", "$"),
+)
 
 
-def _num(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def cell(value: Any, kind: str = "") -> str:
+    """A value as the tables write it: "%" a share, "$" dollars, "ms" whole milliseconds."""
+    if value is None:
+        return "-"
+    if kind == "%":
+        return f"{value * 100:.0f}%"
+    if kind == "$":
+        return f"${value:.4f}"
+    if kind == "ms":
+        return f"{value:.0f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
-
-
-def _usd(value: float | None) -> str:
-    return "-" if value is None else f"${value:.4f}"
+def cells(row: dict[str, Any], columns: Sequence[Column]) -> list[str]:
+    return [cell(row.get(key), kind) for _, key, kind in columns]
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -256,34 +286,12 @@ def to_text(data: dict[str, Any]) -> str:
             f"Autocomplete: {data['completion_cases']} cases "
             "(lines the commits added, cut at a word)",
         ]
-        rows = [
-            [
-                m["label"] + (" (failed)" if m["error"] else ""),
-                str(m["cases"]),
-                _pct(m["exact"]),
-                _num(m["edit_similarity"]),
-                _pct(m["tab_chars"]),
-                _pct(m["accepted"]),
-                _ms(m["latency_p50_ms"]),
-                _ms(m["latency_p95_ms"]),
-                _usd(m["cost_usd"]),
-            ]
-            for m in data["models"]
-        ]
-        out += _table(
-            [
-                "model",
-                "cases",
-                "exact",
-                "edit sim",
-                "Tab chars",
-                "Tab'd",
-                "p50 ms",
-                "p95 ms",
-                "cost",
-            ],
-            rows,
-        )
+        rows = []
+        for m in data["models"]:
+            row = cells(m, MODEL_COLUMNS)
+            row[0] += " (failed)" if m["error"] else ""
+            rows.append(row)
+        out += _table([title for title, _, _ in MODEL_COLUMNS], rows)
         out.append(
             "exact: first line = the author's; edit sim: 1 - edit distance/length; Tab chars: "
             "share of the author's characters a Tab would have written; Tab'd: cases where "
@@ -295,38 +303,13 @@ def to_text(data: dict[str, Any]) -> str:
             f"Escalation: {data['escalation_cases']} cases "
             "(commits of 1-5 files, their message as the request)",
         ]
-        rows = [
-            [
-                t["label"],
-                str(t["cases"])
-                + (f" ({t['failed']} failed)" if t["failed"] else "")
-                + (f" (+{t['not_run']} not run)" if t["not_run"] else ""),
-                _pct(t["applies"]),
-                _num(t["line_similarity"]),
-                _num(t["files"]),
-                _pct(t["tests_pass"]),
-                _pct(t["success"]),
-                _ms(t["latency_p50_ms"]),
-                _usd(t["cost_usd"]),
-                _usd(t["usd_per_success"]),
-            ]
-            for t in data["tiers"]
-        ]
-        out += _table(
-            [
-                "tier",
-                "cases",
-                "applies",
-                "line sim",
-                "files",
-                "tests",
-                "success",
-                "p50 ms",
-                "cost",
-                "$/success",
-            ],
-            rows,
-        )
+        rows = []
+        for t in data["tiers"]:
+            row = cells(t, TIER_COLUMNS)
+            row[1] += f" ({t['failed']} failed)" if t["failed"] else ""
+            row[1] += f" (+{t['not_run']} not run)" if t["not_run"] else ""
+            rows.append(row)
+        out += _table([title for title, _, _ in TIER_COLUMNS], rows)
         out.append(
             f"spent ${data['spent_usd']:.4f} of --max-usd ${data['max_usd']:.2f} (recorded in "
             'the usage ledger as client "eval")'

@@ -140,10 +140,10 @@ def results_key(cand: Candidate, options: EvalOptions) -> str:
     return f"{cand.key}/{CASES_VERSION}"
 
 
-def read_history(
-    repo: GitRepo, options: EvalOptions, store: EvalStore, say: Say, run: EvalRun
-) -> None:
-    """The commits, and each one's cases (from the store, else made and kept)."""
+def read_history(repo: GitRepo, store: EvalStore, say: Say, run: EvalRun) -> None:
+    """The commits, and each one's cases (from the store, else made and kept), as
+    ``run.options`` asks."""
+    options = run.options
     commits = repo.commits(options.commits, options.since)
     usable = [c for c in commits if c.parent is not None]
     if not usable:
@@ -299,9 +299,7 @@ async def run_tiers(
 
 
 async def evaluate(
-    root: Path,
     settings: Settings,
-    options: EvalOptions,
     *,
     store: EvalStore,
     run: EvalRun,
@@ -314,8 +312,8 @@ async def evaluate(
     escalator_args: dict[str, Any] | None = None,
 ) -> EvalRun:
     """Fill ``run`` (read it after an interruption too: it holds what was done)."""
-    read_history(repo, options, store, say, run)
-    await run_models(run, store, settings, root, index, say)
+    read_history(repo, store, say, run)
+    await run_models(run, store, settings, repo.root, index, say)
     tiers = [c for c in run.candidates if c.kind == CandidateKind.TIER]
     if not tiers:
         return run

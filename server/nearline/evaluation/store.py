@@ -7,7 +7,6 @@ is made anew."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -24,10 +23,6 @@ from nearline.evaluation.cases import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def store_folder(cache: Path, root: Path) -> Path:
-    return cache / "eval" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
 
 
 class EvalStore:
