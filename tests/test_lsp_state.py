@@ -58,12 +58,12 @@ def test_an_index_setting_makes_a_new_index(state: ServerState, tmp_path: Path) 
     service = state.completions.service
     state.start_index()
     first = state.index
-    assert first is not None and first.ready.wait(30) and len(first) == 2
+    assert first is not None and first.built.wait(30) and len(first) == 2
     assert service.project is first
     state.set_editor_options({"index": {"max_files": 1}})
     assert state.reload() == (True, None)
     second = state.index
-    assert second is not None and second is not first and second.ready.wait(30)
+    assert second is not None and second is not first and second.built.wait(30)
     assert len(second) == 1 and service.project is second
     state.set_editor_options({"index": {"enable": False}})
     state.reload()

@@ -1,10 +1,16 @@
-"""The workspace's project index as the server keeps it: where it is stored, its background
-build, and an open document's text going into it."""
+"""The workspace's project index as the server keeps it: where it is stored, its build in a
+process of its own, and an open document's text going into it."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +18,14 @@ from pathlib import Path
 from nearline.config import Settings
 from nearline.documents import language_of, path_of_uri
 from nearline.escalation.privacy import local_only_match
+from nearline.index.shared import SharedIndex
 from nearline.index.store import ProjectIndex, RefreshStats
 from nearline.paths import cache_dir, project_store
 
 log = logging.getLogger(__name__)
+
+STOP_WAIT_S = 0.5
+"""How long a killed build is waited for (to reap it)."""
 
 
 def open_index(root: Path | None, settings: Settings) -> ProjectIndex | None:
@@ -38,6 +48,136 @@ def open_index(root: Path | None, settings: Settings) -> ProjectIndex | None:
     )
 
 
+def open_shared_index(root: Path | None, settings: Settings) -> SharedIndex | None:
+    """The server's view of the workspace's index (see ``open_index``); a temporary store
+    when the disk cache is off. None when indexing is off or there is no root."""
+    opts, local_only = settings.index, settings.privacy.local_only
+    if root is None or not opts.enable or not root.is_dir():
+        return None
+    store = None
+    if settings.cache.enable_disk:
+        store = project_store(cache_dir(settings.cache.dir), "index", root)
+    return SharedIndex(
+        root,
+        store,
+        max_files=opts.max_files,
+        max_file_bytes=opts.max_file_kb * 1024,
+        exclude=lambda rel: local_only_match(rel, local_only) is not None,
+    )
+
+
+class IndexBuilder:
+    """Brings a ``SharedIndex``'s store up to date in a child process
+    (``nearline.app.index_build``) at the lowest CPU priority: the server's threads only wait
+    for it. ``stop`` ends it (and its reading processes) at once; so does the server's end,
+    however it ends."""
+
+    def __init__(
+        self,
+        index: SharedIndex,
+        settings: Settings,
+        on_done: Callable[[RefreshStats], None] | None = None,
+    ) -> None:
+        self.index = index
+        self.job = {
+            "root": str(index.root),
+            "store": str(index.store),
+            "max_files": settings.index.max_files,
+            "max_file_bytes": settings.index.max_file_kb * 1024,
+            "workers": settings.index.workers,
+            "local_only": list(settings.privacy.local_only),
+            "parent": os.getpid(),
+        }
+        self.on_done = on_done
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="nearline-index", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        """On its own thread, which lives as long as the child (Linux's parent-death signal
+        is sent when the thread that started a child ends)."""
+        index = self.index
+        try:
+            index.reload(built=False)  # what the last run kept: ready at once
+            index.building = True
+            stats = self._build()
+            if stats is None:
+                return
+            index.reload()
+            index.last = stats
+            log.info(
+                "indexed %d files in %.1f s (%d read, %d parsed, %d gone)",
+                stats.files,
+                stats.seconds,
+                stats.read,
+                stats.parsed,
+                stats.removed,
+            )
+            if self.on_done is not None:
+                self.on_done(stats)
+        except Exception:  # the index is an aid: never the server's end
+            log.exception("project index failed")
+        finally:
+            index.building = False
+            index.ready.set()
+            index.built.set()
+
+    def _build(self) -> RefreshStats | None:
+        with self._lock:
+            if self._stopped.is_set():
+                return None
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "nearline.app.index_build"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=_child_env(),
+                start_new_session=True,  # its group: the build and its readers, ended at once
+            )
+        process = self.process
+        assert process.stdin is not None and process.stdout is not None
+        with contextlib.suppress(OSError):
+            process.stdin.write(json.dumps(self.job).encode() + b"\n")
+            process.stdin.flush()  # stdin stays open: its end tells the child we are gone
+        stats: RefreshStats | None = None
+        for line in process.stdout:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                stats = RefreshStats(**json.loads(line)["stats"])
+        process.wait()
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        if stats is None and not self._stopped.is_set():
+            log.warning("project index build ended without a result (exit %s)", process.returncode)
+        return stats
+
+    def stop(self) -> None:
+        """End the build now: its process group (the build and its reading processes) is
+        killed at once; what it wrote so far is kept (each batch is one transaction)."""
+        with self._lock:
+            self._stopped.set()
+            process = self.process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            process.kill()  # where it could not have a group of its own
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(STOP_WAIT_S)
+
+
+def _child_env() -> dict[str, str]:
+    """The server's environment, with this ``nearline`` importable in the child."""
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    paths = [package_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
 def refresh_quietly(index: ProjectIndex) -> RefreshStats:
     """``index.refresh()`` with Python's cycle collector paused meanwhile, then the objects
     made so far frozen out of its reach. A first build makes some 300,000 objects for 10,000
@@ -53,36 +193,7 @@ def refresh_quietly(index: ProjectIndex) -> RefreshStats:
         gc.freeze()
 
 
-def build_in_background(
-    index: ProjectIndex, on_done: Callable[[RefreshStats], None] | None = None
-) -> threading.Thread:
-    """Load what the disk keeps, then bring it up to date, on a thread of its own; nothing
-    waits for it. A failure is logged and leaves the index as it is (``ready`` set)."""
-
-    def build() -> None:
-        try:
-            index.load()
-            stats = refresh_quietly(index)
-            log.info(
-                "indexed %d files in %.1f s (%d read, %d parsed, %d gone)",
-                stats.files,
-                stats.seconds,
-                stats.read,
-                stats.parsed,
-                stats.removed,
-            )
-            if on_done is not None:
-                on_done(stats)
-        except Exception:  # the index is an aid: never the server's end
-            log.exception("project index failed")
-            index.ready.set()
-
-    thread = threading.Thread(target=build, name="nearline-index", daemon=True)
-    thread.start()
-    return thread
-
-
-def index_text(index: ProjectIndex, uri: str, text: str) -> None:
+def index_text(index: ProjectIndex | SharedIndex, uri: str, text: str) -> None:
     """An open document's text into the index (once the first build is done)."""
     path = path_of_uri(uri)
     if path is not None and index.ready.is_set():

@@ -11,6 +11,7 @@ from nearline.cli.common import overrides
 
 def run(args: argparse.Namespace) -> int:
     from nearline.lsp import create_server
+    from nearline.lsp.server import serve_stdio
 
     server = create_server(overrides(args))
     if args.tcp:
@@ -21,5 +22,4 @@ def run(args: argparse.Namespace) -> int:
     lsp_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    server.start_io(sys.stdin.buffer, lsp_out)
-    return 0
+    serve_stdio(server, sys.stdin.buffer, lsp_out)

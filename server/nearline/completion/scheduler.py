@@ -112,6 +112,14 @@ class Scheduler:
             with self._cv:
                 self._running = None
 
+    def cancel_background(self) -> None:
+        """Cancel every background job, queued or running."""
+        with self._cv:
+            for job in [*self._pending, self._running]:
+                if job is not None and job.priority is Priority.BACKGROUND:
+                    job.cancel()
+            self._cv.notify()
+
     def idle(self) -> bool:
         with self._cv:
             return self._running is None and not self._pending

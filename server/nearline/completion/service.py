@@ -39,9 +39,11 @@ from nearline.completion.postprocess import (
 )
 from nearline.completion.scheduler import Job, Priority, Scheduler
 from nearline.completion.typethrough import ShownSuggestions
+from nearline.completion.windows import Window, WindowStore
 from nearline.config import Settings
 from nearline.documents import DocumentView, path_of_uri, to_code_points
 from nearline.errors import ModelError, NearlineError
+from nearline.index.shared import SharedIndex
 from nearline.index.store import ProjectIndex
 from nearline.paths import cache_dir
 from nearline.vocab import StrEnum
@@ -53,6 +55,13 @@ CARRY_ON_DELAY_S = 0.02
 
 RECENT = 512
 """Request records kept for ``nearline/stats`` (the latency benchmark reads them)."""
+
+SHORT_PREFIX_CHARS = 320
+"""A cold window where the cursor rests is first evaluated this short (~100 tokens of code:
+about 1.1 s at the ~90 tokens/s Qwen2.5-Coder-0.5B evaluates on 2 cores), so a key typed after
+a 1.5 s rest is answered at keystroke speed; the full window follows."""
+COLD_TOKENS = 96
+"""A window with more tokens than this left to evaluate is cold."""
 
 
 class Source(StrEnum):
@@ -96,6 +105,11 @@ class Stats:
     accepted: int = 0
     gated: int = 0
     """Suggestions not shown: the model was too unsure of them."""
+    rests: int = 0
+    """``nearline/cursorRest`` notifications."""
+    last_rest: dict[str, Any] | None = None
+    """The last rest: where, and when (ms after it came) its short and full windows were
+    evaluated (None: not yet, or cancelled)."""
     recent: collections.deque[dict[str, Any]] = field(
         default_factory=lambda: collections.deque(maxlen=RECENT)
     )
@@ -145,6 +159,9 @@ class _RepoChoice:
     blocks: tuple[Block, ...]
     rel: str
     """The document's path in the project."""
+    fixed: bool = False
+    """Kept until the anchor moves, even when the index becomes ready (a short window, or
+    the window kept across a restart)."""
 
 
 class CompletionService:
@@ -158,6 +175,7 @@ class CompletionService:
         cache: CompletionCache,
         *,
         load: Callable[[], None] | None = None,
+        windows: WindowStore | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -166,10 +184,12 @@ class CompletionService:
         self.scheduler = Scheduler()
         self.shown = ShownSuggestions()
         self._anchors: dict[str, int] = {}
-        self.project: ProjectIndex | None = None
+        self.project: ProjectIndex | SharedIndex | None = None
         """The project index the cross-file context comes from (set by the server)."""
         self._repo: dict[str, _RepoChoice] = {}
         """Per document: its cross-file blocks and when they were chosen."""
+        self.windows = windows if windows is not None else WindowStore(None)
+        """Each document's last window, kept across restarts."""
         self.on_extended: Callable[[str, CompletionContext], None] | None = None
         """Called (on the engine thread) when a budget-cut suggestion has been finished."""
         self._pipeline = make_pipeline(settings.completion.max_block_lines)
@@ -207,11 +227,14 @@ class CompletionService:
     ) -> CompletionContext:
         line, column = to_code_points(view, line, character, encoding)
         opts = self.settings.completion
+        previous = self._anchors.get(view.uri)
+        if previous is None and (kept := self.windows.get(view.uri)) is not None:
+            previous = kept.anchor  # the window before a restart: its state may be on disk
         ctx = build_context(
             view.lines,
             line,
             column,
-            previous_anchor=self._anchors.get(view.uri),
+            previous_anchor=previous,
             max_prefix_chars=opts.max_prefix_chars,
             max_suffix_chars=opts.max_suffix_chars,
         )
@@ -227,15 +250,30 @@ class CompletionService:
             return ()  # a family without a repository format: none (measured: no gain)
         ready = project.ready.is_set()
         kept = self._repo.get(view.uri)
-        if kept is not None and kept.anchor == anchor and kept.ready == ready:
+        if kept is not None and kept.anchor == anchor and (kept.ready == ready or kept.fixed):
             return kept.blocks
+        stored = self.windows.get(view.uri) if kept is None else None
+        if stored is not None and stored.anchor == anchor:  # as before a restart: its state
+            self._repo[view.uri] = _RepoChoice(anchor, ready, stored.blocks, stored.rel, True)
+            return stored.blocks
         blocks: tuple[Block, ...] = ()
         path = path_of_uri(view.uri)
         rel = project.relative(path) if path is not None else None
         if ready and rel is not None:
             blocks = tuple(blocks_for(rel, view.lines, project.modules(), budget))
         self._repo[view.uri] = _RepoChoice(anchor, ready, blocks, rel or "")
+        self.windows.put(view.uri, Window(anchor, blocks, rel or ""))
         return blocks
+
+    def _use_window(self, uri: str, ctx: CompletionContext, *, fixed: bool) -> None:
+        """Make ``ctx``'s window the document's: the next request there uses its anchor and
+        blocks (evaluated already)."""
+        kept = self._repo.get(uri)
+        rel = kept.rel if kept is not None else ""
+        ready = self.project is not None and self.project.ready.is_set()
+        self._anchors[uri] = ctx.anchor
+        self._repo[uri] = _RepoChoice(ctx.anchor, ready, ctx.repo, rel, fixed)
+        self.windows.put(uri, Window(ctx.anchor, ctx.repo, rel))
 
     def forget(self, uri: str) -> None:
         self._anchors.pop(uri, None)
@@ -430,6 +468,72 @@ class CompletionService:
 
         self.scheduler.submit(Job(run=run, key=view.uri, priority=Priority.BACKGROUND))
 
+    def rest(self, view: DocumentView, line: int, character: int, encoding: str = "utf-16") -> None:
+        """The cursor rests here (the client said so): evaluate the window at low priority,
+        any request first. A cold window is evaluated short first (``SHORT_PREFIX_CHARS``,
+        no cross-file blocks) and made the document's window at once, so a key typed soon
+        is answered from it; then the full window, which becomes the document's when done.
+        Only the newest rest is worked on: it cancels the background work before it."""
+        t0 = time.perf_counter()
+        self.stats.rests += 1
+        record: dict[str, Any] = {
+            "uri": view.uri,
+            "line": line,
+            "character": character,
+            "short_ms": None,
+            "full_ms": None,
+        }
+        self.stats.last_rest = record
+        if not self.settings.completion.warmup:
+            return
+        self.scheduler.cancel_background()
+        full = self.context_for(view, line, character, encoding)
+        short = self._short_context(view, line, character, encoding)
+
+        def ms() -> float:
+            return round((time.perf_counter() - t0) * 1000, 1)
+
+        def run(cancel: threading.Event) -> None:
+            tokens = self.engine.tokenize(self._prompt(full, view.uri))
+            cold = len(tokens) - self._cached(tokens) > COLD_TOKENS
+            if cold and short.anchor > full.anchor:
+                self._use_window(view.uri, short, fixed=True)
+                self.engine.prefill(self.engine.tokenize(self._prompt(short, view.uri)), cancel)
+                if cancel.is_set():
+                    return
+                record["short_ms"] = ms()
+            self.engine.prefill(tokens, cancel)
+            if cancel.is_set():
+                return
+            self._use_window(view.uri, full, fixed=False)
+            record["full_ms"] = ms()
+            if record["short_ms"] is None:
+                record["short_ms"] = record["full_ms"]
+            self.stats.warmups += 1
+
+        self.scheduler.submit(Job(run=run, key=view.uri, priority=Priority.BACKGROUND))
+
+    def _short_context(
+        self, view: DocumentView, line: int, character: int, encoding: str
+    ) -> CompletionContext:
+        """The window at a position cut to ``SHORT_PREFIX_CHARS``, without cross-file blocks."""
+        line, column = to_code_points(view, line, character, encoding)
+        opts = self.settings.completion
+        return build_context(
+            view.lines,
+            line,
+            column,
+            previous_anchor=None,
+            max_prefix_chars=min(SHORT_PREFIX_CHARS, opts.max_prefix_chars),
+            max_suffix_chars=min(SHORT_PREFIX_CHARS, opts.max_suffix_chars),
+            keep_ratio=1.0,
+        )
+
+    def _cached(self, tokens: Sequence[int]) -> int:
+        """Leading tokens the engine has evaluated already (its cache, or a kept state)."""
+        cached = getattr(self.engine, "cached", None)
+        return int(cached(tokens)) if cached is not None else 0
+
     def _result(
         self,
         text: str,
@@ -471,6 +575,7 @@ class CompletionService:
 
     def close(self) -> None:
         self.scheduler.close()
+        self.windows.close()
         self.cache.close()
         self.engine.close()
 
@@ -484,6 +589,7 @@ def build_service(settings: Settings) -> CompletionService:
         memory_entries=opts.memory_entries,
         disk_size_mb=opts.disk_size_mb,
     )
+    windows = WindowStore(folder / "windows.json" if opts.enable_disk else None)
     try:
         path = resolve_model_path(settings.model)
     except NearlineError as exc:
@@ -493,9 +599,9 @@ def build_service(settings: Settings) -> CompletionService:
             raise error
 
         engine = LocalEngine(Path("<missing>"), settings.model)
-        return CompletionService(settings, engine, cache, load=fail)
+        return CompletionService(settings, engine, cache, load=fail, windows=windows)
     engine = LocalEngine(path, settings.model, kv_states_for(path, settings, folder))
-    return CompletionService(settings, engine, cache, load=engine.load)
+    return CompletionService(settings, engine, cache, load=engine.load, windows=windows)
 
 
 def kv_states_for(path: Path, settings: Settings, folder: Path) -> KvStates | None:

@@ -10,19 +10,19 @@ change. A store that cannot be opened or read is rebuilt, or the index lives in 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from nearline.index.process import die_with_parent, lowest_priority
 from nearline.index.symbols import FileEntry, digest_of, module_name, scan_text
 from nearline.index.walk import Found, walk
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 """The records' layout; a store written with another is cleared."""
-_FORMAT_KEY = "__format__"
+FORMAT_KEY = "__format__"
 MAX_FILES = 20_000
 MAX_FILE_BYTES = 512 * 1024
 
@@ -54,6 +54,9 @@ class RefreshStats:
 
 
 PARALLEL_FROM = 64
+WRITE_EVERY = 256
+"""A build writes its records this many files at a time: one stopped midway (the server
+gone, the machine off) resumes from there."""
 
 
 def read_file(found: Found, old: Record | None) -> tuple[str, Record | None, bool]:
@@ -80,28 +83,37 @@ def _read_chunk(
     return [read_file(found, old) for found, old in chunk]
 
 
-def _lower_priority() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(19)
+def _worker_start(parent: int) -> None:
+    """A reading process: gone with the process that made it (``parent``), and at the lowest
+    CPU priority."""
+    die_with_parent(parent)
+    lowest_priority()
 
 
 def _read_in_processes(
     todo: list[tuple[Found, Record | None]], workers: int
-) -> list[tuple[str, Record | None, bool]]:
+) -> Iterator[list[tuple[str, Record | None, bool]]]:
     """``read_file`` for each, in ``workers`` processes at the lowest CPU priority (the
-    editor's keystrokes and the model come first); in this thread if processes cannot start."""
+    editor's keystrokes and the model come first), a chunk's results at a time; in this
+    thread if processes cannot start."""
     size = min(64, max(16, len(todo) // (workers * 8)))  # small chunks: results come back often
     chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+    done = 0
     try:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded server
-        with ProcessPoolExecutor(workers, context, initializer=_lower_priority) as pool:
-            return [r for part in pool.map(_read_chunk, chunks) for r in part]
+        with ProcessPoolExecutor(
+            workers, context, initializer=_worker_start, initargs=(os.getpid(),)
+        ) as pool:
+            for part in pool.map(_read_chunk, chunks):
+                done += 1
+                yield part
     except (OSError, BrokenProcessPool) as exc:
         log.warning("project index: worker processes failed (%s); reading here", exc)
-        return _read_chunk(todo)
+        for chunk in chunks[done:]:
+            yield _read_chunk(chunk)
 
 
-def _saved_as(path: Path, digest: str) -> tuple[int, int]:
+def saved_as(path: Path, digest: str) -> tuple[int, int]:
     """The file's (size, mtime) when its bytes on disk are the editor's text (a save), else
     (-1, -1): the next refresh reads the file again."""
     try:
@@ -111,6 +123,30 @@ def _saved_as(path: Path, digest: str) -> tuple[int, int]:
     except OSError:
         pass
     return -1, -1
+
+
+def open_store(store: Path):  # type: ignore[no-untyped-def]
+    """The index's diskcache at ``store`` (cleared when its layout is not ``FORMAT``; rebuilt
+    when unreadable), and None; or None and why it cannot be had."""
+    import diskcache
+
+    for attempt in (1, 2):
+        try:
+            store.mkdir(parents=True, exist_ok=True)
+            disk = diskcache.Cache(str(store))
+            if disk.get(FORMAT_KEY) != FORMAT:
+                disk.clear()
+                disk.set(FORMAT_KEY, FORMAT)
+            return disk, None
+        except Exception as exc:  # a corrupt database, a read-only folder, ...
+            if attempt == 1:
+                log.warning("project index at %s unreadable (%s); rebuilding it", store, exc)
+                shutil.rmtree(store, ignore_errors=True)
+                continue
+            error = f"project index at {store} is not writable ({exc}); in memory"
+            log.warning(error)
+            return None, error
+    return None, None  # pragma: no cover
 
 
 class ProjectIndex:
@@ -145,24 +181,8 @@ class ProjectIndex:
 
     # -- the store on disk ---------------------------------------------------------------------
     def _open(self, store: Path):  # type: ignore[no-untyped-def]
-        import diskcache
-
-        for attempt in (1, 2):
-            try:
-                store.mkdir(parents=True, exist_ok=True)
-                disk = diskcache.Cache(str(store))
-                if disk.get(_FORMAT_KEY) != FORMAT:
-                    disk.clear()
-                    disk.set(_FORMAT_KEY, FORMAT)
-                return disk
-            except Exception as exc:  # a corrupt database, a read-only folder, ...
-                if attempt == 1:
-                    log.warning("project index at %s unreadable (%s); rebuilding it", store, exc)
-                    shutil.rmtree(store, ignore_errors=True)
-                    continue
-                self.disk_error = f"project index at {store} is not writable ({exc}); in memory"
-                log.warning(self.disk_error)
-        return None
+        disk, self.disk_error = open_store(store)
+        return disk
 
     def load(self) -> int:
         """The records kept on disk, into memory; how many. Unreadable ones are skipped."""
@@ -171,7 +191,7 @@ class ProjectIndex:
         records: dict[str, Record] = {}
         try:
             for key in list(self._disk.iterkeys()):
-                if key == _FORMAT_KEY:
+                if key == FORMAT_KEY:
                     continue
                 value = self._disk.get(key)
                 if isinstance(value, Record) and isinstance(key, str):
@@ -220,11 +240,25 @@ class ProjectIndex:
             if old is None or (old.size, old.mtime_ns) != (found.size, found.mtime_ns):
                 todo.append((found, old))
         if workers > 0 and len(todo) > PARALLEL_FROM:
-            results = _read_in_processes(todo, workers)
+            parts: Iterable[list[tuple[str, Record | None, bool]]] = _read_in_processes(
+                todo, workers
+            )
         else:
-            results = [read_file(found, old) for found, old in todo]
-        changed = {rel: record for rel, record, _ in results if record is not None}
-        parsed = sum(1 for _, _, was_parsed in results if was_parsed)
+            parts = (
+                _read_chunk(todo[i : i + WRITE_EVERY]) for i in range(0, len(todo), WRITE_EVERY)
+            )
+        changed: dict[str, Record] = {}
+        unwritten: dict[str, Record] = {}
+        parsed = read = 0
+        for part in parts:
+            read += len(part)
+            for rel, record, was_parsed in part:
+                parsed += was_parsed
+                if record is not None:
+                    changed[rel] = unwritten[rel] = record
+            if len(unwritten) >= WRITE_EVERY:
+                self._write(unwritten, ())
+                unwritten = {}
         removed = [rel for rel in known if rel not in seen]
         with self._lock:
             for rel in removed:
@@ -232,11 +266,9 @@ class ProjectIndex:
             self._records.update(changed)
             if changed or removed:
                 self._changed()
-        self._write(changed, removed)
+        self._write(unwritten, removed)
         self.modules()  # found here, in the background, not by the first reader
-        self.last = RefreshStats(
-            len(seen), len(results), parsed, len(removed), time.perf_counter() - start
-        )
+        self.last = RefreshStats(len(seen), read, parsed, len(removed), time.perf_counter() - start)
         self.ready.set()
         return self.last
 
@@ -252,7 +284,7 @@ class ProjectIndex:
         with self._lock:
             old = self._records.get(rel)
         if old is not None and old.entry.digest == digest:
-            saved = _saved_as(path, digest)  # saved again unchanged: a newer time to remember
+            saved = saved_as(path, digest)  # saved again unchanged: a newer time to remember
             if saved != (-1, -1) and saved != (old.size, old.mtime_ns):
                 record = Record(*saved, old.entry)
                 with self._lock:
@@ -260,7 +292,7 @@ class ProjectIndex:
                 self._write({rel: record}, ())
             return old.entry
         entry = scan_text(rel, text, language, digest, old.entry if old else None)
-        record = Record(*_saved_as(path, digest), entry)
+        record = Record(*saved_as(path, digest), entry)
         with self._lock:
             if old is None and len(self._records) >= self.max_files:
                 return None

@@ -24,6 +24,8 @@ class Connection:
     watcher: asyncio.TimerHandle | None = None
     """The next look at the config files."""
     closing: asyncio.Task[None] | None = None
+    shut_down: bool = False
+    """Whether ``shutdown`` came (``exit`` then ends with 0, else 1)."""
 
     @property
     def encoding(self) -> str:

@@ -23,6 +23,9 @@ STATUS = "nearline/status"
 COMPLETION_READY = "nearline/completionReady"
 """Notification: a suggestion cut by the time budget is now whole; a client that asks again at
 ``{textDocument: {uri}, position}`` gets it from the cache at once."""
+CURSOR_REST = "nearline/cursorRest"
+"""Notification, client → server: the cursor rests at ``{textDocument: {uri}, position}``
+(the client debounces its moves); the server evaluates the window there at low priority."""
 STATS = "nearline/stats"
 """Request: counters, the last requests' timings, and the escalations' token usage."""
 ACCEPTED = "nearline.accepted"

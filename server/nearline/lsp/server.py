@@ -4,8 +4,9 @@ delegation to a handler module (``handlers/``) with the connection."""
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -14,7 +15,14 @@ from nearline import __version__
 from nearline.lsp.connection import Connection
 from nearline.lsp.handlers import actions, completion, documents, lifecycle, usage
 from nearline.lsp.notifier import Notifier
-from nearline.lsp.protocol import ACCEPTED, STATS, TASK_COMMANDS, USAGE, NearlineProtocol
+from nearline.lsp.protocol import (
+    ACCEPTED,
+    CURSOR_REST,
+    STATS,
+    TASK_COMMANDS,
+    USAGE,
+    NearlineProtocol,
+)
 from nearline.lsp.state import ServerState
 
 CODE_ACTION_KINDS = [
@@ -24,11 +32,16 @@ CODE_ACTION_KINDS = [
 ]
 
 
-def create_server(flags: Mapping[str, Any] | None = None) -> LanguageServer:
+class NearlineServer(LanguageServer):
+    conn: Connection
+    """What this editor connection holds."""
+
+
+def create_server(flags: Mapping[str, Any] | None = None) -> NearlineServer:
     """The server; ``flags`` are command-line settings, layered over the config files."""
     logging.getLogger("pygls").setLevel(logging.WARNING)
-    server = LanguageServer("nearline", __version__, protocol_cls=NearlineProtocol)
-    conn = Connection(server, ServerState(flags), Notifier(server))
+    server = NearlineServer("nearline", __version__, protocol_cls=NearlineProtocol)
+    conn = server.conn = Connection(server, ServerState(flags), Notifier(server))
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: LanguageServer, params: types.InitializeParams) -> None:
@@ -41,6 +54,10 @@ def create_server(flags: Mapping[str, Any] | None = None) -> LanguageServer:
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: LanguageServer, params: None) -> None:
         lifecycle.shutdown(conn)
+
+    @server.feature(types.EXIT)
+    def exit_(ls: LanguageServer, params: None) -> None:
+        lifecycle.leave(conn, 0 if conn.shut_down else 1)  # LSP: 1 without a shutdown first
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(
@@ -63,6 +80,10 @@ def create_server(flags: Mapping[str, Any] | None = None) -> LanguageServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         documents.did_close(conn, params)
+
+    @server.feature(CURSOR_REST)
+    def cursor_rest(ls: LanguageServer, params: Any) -> None:
+        documents.cursor_rest(conn, params)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -97,6 +118,16 @@ def create_server(flags: Mapping[str, Any] | None = None) -> LanguageServer:
         return usage.stats(conn)
 
     return server
+
+
+def serve_stdio(server: NearlineServer, stdin: BinaryIO, stdout: BinaryIO) -> NoReturn:
+    """Speak LSP over these pipes until ``exit``, the end of input, SIGTERM or SIGINT; then
+    leave at once, taking every process the server started with it."""
+    conn = server.conn
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _sig, _frame: lifecycle.leave(conn, 0))
+    server.start_io(stdin, stdout)
+    lifecycle.leave(conn, 0)
 
 
 def _register_task(server: LanguageServer, conn: Connection, name: str) -> None:

@@ -16,7 +16,7 @@ from nearline.accounting.entries import Project
 from nearline.accounting.ledger import Ledger
 from nearline.app.completions import Completions
 from nearline.app.escalations import Escalations
-from nearline.app.indexing import build_in_background, index_text, open_index
+from nearline.app.indexing import IndexBuilder, index_text, open_shared_index
 from nearline.app.project import project_of
 from nearline.catalog import resolve_model_path
 from nearline.completion import CompletionService, build_service
@@ -25,7 +25,8 @@ from nearline.documents import OpenDocument, column_of
 from nearline.errors import ConfigError, LedgerError, UnknownDocumentError
 from nearline.escalation.escalator import Escalator
 from nearline.index import FileEntry
-from nearline.index.store import ProjectIndex, RefreshStats
+from nearline.index.shared import SharedIndex
+from nearline.index.store import RefreshStats
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,10 @@ class ServerState:
         """Called with every completion service built (wires its notifications)."""
         self.on_budget_error: Callable[[LedgerError], None] | None = None
         self._completions: Completions | None = None
-        self.index: ProjectIndex | None = None
+        self.index: SharedIndex | None = None
         """The workspace's project index; built in the background after ``initialized``."""
+        self.index_builder: IndexBuilder | None = None
+        """The child process that brings the index up to date (``index_build``)."""
         self.on_indexed: Callable[[RefreshStats], None] | None = None
         self.escalations = Escalations(
             Escalator(
@@ -61,6 +64,7 @@ class ServerState:
             None,
             self.project,
         )
+        self._closed = False
         self.escalation_usage: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
         """Usage of each escalated request, cached tokens apart (also in the ledger)."""
 
@@ -97,10 +101,7 @@ class ServerState:
         self.escalations.escalator.reconfigure(new, self.stack.root)
         indexed = (old.index, old.cache, old.privacy.local_only)
         if self.index is not None and indexed != (new.index, new.cache, new.privacy.local_only):
-            self.index.close()  # a new one, built as the settings now say
-            self.index = None
-            if self.service is not None:
-                self.service.project = None
+            self.stop_index()  # a new one, built as the settings now say
             self.start_index()
         if old.completion.max_document_bytes != new.completion.max_document_bytes:
             for doc in self.documents.values():
@@ -113,13 +114,22 @@ class ServerState:
     # -- the project index -------------------------------------------------------------------
     def start_index(self) -> None:
         """Open the workspace's index and build it in the background (nothing waits)."""
+        if self.index is None:
+            self.index = open_shared_index(self.stack.root, self.settings)
+            if self.index is not None:
+                self.index_builder = IndexBuilder(self.index, self.settings, self.on_indexed)
+                self.index_builder.start()
+        if self.service is not None:
+            self.service.project = self.index
+
+    def stop_index(self) -> None:
+        """End the index's build, if one runs, and let the index go."""
+        if self.index_builder is not None:
+            self.index_builder.stop()
+            self.index_builder = None
         if self.index is not None:
-            return
-        self.index = open_index(self.stack.root, self.settings)
-        if self.index is not None:
-            if self.service is not None:
-                self.service.project = self.index
-            build_in_background(self.index, self.on_indexed)
+            self.index.close()
+            self.index = None
 
     def _index_entries(self) -> Sequence[FileEntry]:
         index = self.index
@@ -172,8 +182,11 @@ class ServerState:
         return round(self.ledger.spend_today(), 6) if self.ledger is not None else 0.0
 
     def close(self) -> None:
-        if self.index is not None:
-            self.index.close()
+        """Let go of everything, the index's build first (a second call does nothing)."""
+        self.stop_index()
+        if self._closed:
+            return
+        self._closed = True
         if self._completions is not None:
             self._completions.service.close()
             self._completions = None

@@ -512,6 +512,17 @@ class LocalEngine:
                 raise _Aborted() from None
             raise
 
+    def cached(self, tokens: Sequence[int]) -> int:
+        """How many leading ``tokens`` need no evaluation: in the cache, or in a kept state."""
+        llm = self._llm
+        if llm is None:
+            return 0
+        wanted = as_tokens(self._fit(tokens, 64))
+        found = common_prefix(llm.input_ids[: llm.n_tokens], wanted)
+        if self.kv_states is not None:
+            found = max(found, self.kv_states.best(wanted)[0])
+        return found
+
     def prefill(self, tokens: Sequence[int], cancel: threading.Event) -> int:
         tokens = self._fit(tokens, 64)
         llm = self._llm

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from lsprotocol import types
 
@@ -82,6 +83,37 @@ def did_close(conn: Connection, params: types.DidCloseTextDocumentParams) -> Non
         if (handle := handles.pop(uri, None)) is not None:
             handle.cancel()
     conn.state.close_document(uri)
+
+
+def cursor_rest(conn: Connection, params: Any) -> None:
+    """``nearline/cursorRest``: evaluate the window where the cursor rests (bad params are
+    logged and dropped: a notification has no answer)."""
+    where = rest_position(params)
+    if where is None:
+        log.info("nearline/cursorRest with unusable params: %r", params)
+        return
+    uri, line, character = where
+    cancel_warmup(conn, uri)
+    service = conn.state.completions.service
+    if service.load_error() is None:
+        _guard(conn, lambda: service.rest(view_of(conn, uri), line, character, conn.encoding))
+
+
+def rest_position(params: Any) -> tuple[str, int, int] | None:
+    """(uri, line, character) from ``{textDocument: {uri}, position: {line, character}}``
+    (a mapping, or pygls' attribute object); None when any is missing or of a wrong type."""
+
+    def field(obj: Any, name: str) -> Any:
+        return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+    doc, position = field(params, "textDocument"), field(params, "position")
+    uri = field(doc, "uri")
+    line, character = field(position, "line"), field(position, "character")
+    if not isinstance(uri, str) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (line, character)
+    ):
+        return None
+    return uri, line, character
 
 
 def view_of(conn: Connection, uri: str) -> DocumentView:

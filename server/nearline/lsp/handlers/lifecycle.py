@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
+import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lsprotocol import types
 from pygls import uris
@@ -24,6 +27,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_POLL_S = 2.0
 """How often the config files are checked for changes."""
+EXIT_DEADLINE_S = 1.2
+"""On exit, what the server holds is let go for at most this long; then the process ends."""
 
 
 def root_of(params: types.InitializeParams) -> Path | None:
@@ -59,6 +64,7 @@ def initialized(conn: Connection) -> None:
 
 
 def shutdown(conn: Connection) -> None:
+    conn.shut_down = True
     if conn.watcher is not None:
         conn.watcher.cancel()
     for handle in (*conn.idle.values(), *conn.reindex.values()):
@@ -67,6 +73,29 @@ def shutdown(conn: Connection) -> None:
     loop = conn.notifier.loop
     if loop is not None and loop.is_running():
         conn.closing = loop.create_task(conn.state.escalations.escalator.aclose())
+
+
+def leave(conn: Connection, code: int) -> NoReturn:
+    """End the process now, whatever is running: the index's build process is stopped first
+    (a build stopped midway resumes next time), then the state is closed (the ledger's rows,
+    the kept windows) for at most ``EXIT_DEADLINE_S``; threads still busy are not waited for."""
+    closer = threading.Thread(target=_close, args=(conn,), name="nearline-exit", daemon=True)
+    closer.start()
+    closer.join(EXIT_DEADLINE_S)
+    if closer.is_alive():
+        log.warning("exit: closing took over %.1f s; leaving anyway", EXIT_DEADLINE_S)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _close(conn: Connection) -> None:
+    try:
+        conn.state.close()
+    except Exception:  # leaving anyway
+        log.exception("exit: closing failed")
 
 
 def did_change_configuration(conn: Connection, params: types.DidChangeConfigurationParams) -> None:

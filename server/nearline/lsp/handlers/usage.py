@@ -37,6 +37,7 @@ def stats(conn: Connection) -> dict[str, Any]:
     if index is not None:
         data["index"] = {
             "ready": index.ready.is_set(),
+            "building": index.building,
             "files": len(index),
             "generation": index.generation,
             "last_refresh": dataclasses.asdict(index.last) if index.last else None,
