@@ -475,6 +475,7 @@ class CompletionService:
         is answered from it; then the full window, which becomes the document's when done.
         Only the newest rest is worked on: it cancels the background work before it."""
         t0 = time.perf_counter()
+        short = self._short_context(view, line, character, encoding)  # a bad position raises
         self.stats.rests += 1
         record: dict[str, Any] = {
             "uri": view.uri,
@@ -488,7 +489,6 @@ class CompletionService:
             return
         self.scheduler.cancel_background()
         full = self.context_for(view, line, character, encoding)
-        short = self._short_context(view, line, character, encoding)
 
         def ms() -> float:
             return round((time.perf_counter() - t0) * 1000, 1)
