@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nearline.catalog import default_model_path
+from nearline.completion.engine.base import Generation
 from nearline.completion.engine.kvstate import KvState, KvStates, as_tokens
 from nearline.completion.engine.llama import LocalEngine, PromptLookup
 from nearline.config import ModelSettings
@@ -28,12 +29,18 @@ def never(_text: str) -> None:
 def make(tmp_path: Path) -> Iterator[object]:
     made: list[LocalEngine] = []
 
-    def engine(draft_tokens: int = 3, memory_mb: int = 64, template: str = "auto") -> LocalEngine:
-        kv = KvStates(
-            "test-model",
-            memory_bytes=memory_mb << 20,
-            disk_dir=tmp_path / "kv",
-            disk_bytes=64 << 20,
+    def engine(
+        draft_tokens: int = 3, memory_mb: int = 64, template: str = "auto", kept: bool = True
+    ) -> LocalEngine:
+        kv = (
+            KvStates(
+                "test-model",
+                memory_bytes=memory_mb << 20,
+                disk_dir=tmp_path / "kv",
+                disk_bytes=64 << 20,
+            )
+            if kept
+            else None  # no window kept in memory or on disk: everything evaluated anew
         )
         settings = ModelSettings(draft_tokens=draft_tokens, template=template)
         e = LocalEngine(default_model_path(), settings, kv)
@@ -64,6 +71,11 @@ def test_switching_back_to_a_document_restores_its_window(make) -> None:  # type
 
 
 def test_a_window_warmed_before_a_restart_is_restored_from_disk(make) -> None:  # type: ignore[no-untyped-def]
+    def generate(engine: LocalEngine) -> Generation:
+        tokens = engine.tokenize(FILE_A)
+        return engine.generate(tokens, max_tokens=16, stop=never, deadline=None, cancel=CANCEL)
+
+    fresh = generate(make(kept=False))  # evaluated, nothing kept to restore
     engine = make()
     tokens = engine.tokenize(FILE_A)
     engine.prefill(tokens, CANCEL)
@@ -71,9 +83,13 @@ def test_a_window_warmed_before_a_restart_is_restored_from_disk(make) -> None:  
     engine.kv_states.flush()
     engine.close()
     restarted = make()
-    _, reused = complete(restarted, FILE_A)
+    restored = generate(restarted)
     assert restarted.counters()["kv_disk_restores"] == 1
-    assert reused >= len(tokens) - 1
+    assert restored.reused_tokens >= len(tokens) - 1
+    # The restored cells are the evaluated ones: the same text, and the same log-probabilities
+    # (cells a little off can leave a repetitive window's greedy text as it was).
+    assert restored.text == fresh.text
+    assert np.allclose(restored.logprobs, fresh.logprobs, rtol=0, atol=1e-3)
 
 
 def test_a_damaged_state_on_disk_is_skipped_and_counted(make, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -118,7 +134,14 @@ def test_drafts_change_nothing_but_the_speed(make) -> None:  # type: ignore[no-u
 
 
 def test_a_prompt_without_a_suffix_makes_no_scratch_sequence(make) -> None:  # type: ignore[no-untyped-def]
-    assert not make()._splicing  # prefix-only: nothing to splice around, no second context
+    import llama_cpp
+
+    # Prefix-only: nothing to splice around, no second context. The context itself is asked
+    # (its sequences); a template with a suffix shows what the scratch sequence makes of it.
+    plain, suffixed = make(), make(template="qwen2.5-coder")
+    assert not plain.template.uses_suffix and suffixed.template.uses_suffix
+    assert llama_cpp.llama_n_seq_max(plain._llm.ctx) == 1
+    assert llama_cpp.llama_n_seq_max(suffixed._llm.ctx) == 2
 
 
 def test_prompt_lookup_drafts_what_followed_the_last_tokens_before() -> None:

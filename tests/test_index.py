@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from nearline.index import SymbolKind, scan_text
 from nearline.index.store import ProjectIndex
 from nearline.index.walk import walk
@@ -154,17 +156,27 @@ def test_a_corrupt_store_is_rebuilt(tmp_path: Path) -> None:
     assert ProjectIndex(root, store).load() == 1
 
 
-def test_the_first_build_in_worker_processes_gives_the_same_entries(tmp_path: Path) -> None:
+def test_the_first_build_in_worker_processes_gives_the_same_entries(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tmp_path / "project"
     write(root, {f"pkg/m{i}.py": f"class C{i}:\n    x: int\n" for i in range(100)})
     here, there = ProjectIndex(root, None), ProjectIndex(root, None, workers=2)
     here.refresh()
+    assert here.last is not None and here.last.processes == 0 and not here.reader_pids
     stats = there.refresh()
     assert stats.parsed == 100
     assert here.entries() == there.entries()
+    # The reading processes ran (no fallback to this process): their pids, not ours.
+    assert not [r for r in caplog.records if "worker processes failed" in r.getMessage()]
+    assert there.reader_pids and os.getpid() not in there.reader_pids
+    assert 1 <= stats.processes == len(there.reader_pids) <= 2
 
 
 def test_an_edit_parses_only_the_chunks_it_changed() -> None:
+    import ast
+    from unittest import mock
+
     before = "import os\n\n\ndef a(x):\n    return x\n\n\nclass B:\n    def m(self): ...\n"
     old = scan_text("m.py", before, "python")
     after = before.replace("    return x\n", "    y = x\n    return y\n") + "\ndef c(): ...\n"
@@ -176,6 +188,15 @@ def test_an_edit_parses_only_the_chunks_it_changed() -> None:
         ("B.m", 9),
         ("c", 11),
     ]
+    # An edit inside one chunk (a line more in ``a``): that chunk alone is parsed, the others
+    # come from the previous entry (those after it a line lower).
+    edited = after.replace("    y = x\n", "    y = x\n    y += 1\n")
+    with mock.patch.object(ast, "parse", wraps=ast.parse) as parse:
+        newer = scan_text("m.py", edited, "python", previous=new)
+    parsed = [call.args[0] for call in parse.call_args_list]
+    assert parsed == ["def a(x):\n    y = x\n    y += 1\n    return y\n\n\n"]
+    assert newer == scan_text("m.py", edited, "python")
+    assert [(s.name, s.line) for s in newer.symbols][1:] == [("B", 9), ("B.m", 10), ("c", 12)]
     # Mid-edit: a chunk that does not parse; the others keep their symbols.
     broken = after.replace("def c(): ...", "def c(:")
     assert [s.name for s in scan_text("m.py", broken, "python", previous=new).symbols] == [

@@ -51,6 +51,8 @@ class RefreshStats:
     """Files whose content had changed: symbols read anew."""
     removed: int
     seconds: float
+    processes: int = 0
+    """Reading processes that did the reading (0: this process read)."""
 
 
 PARALLEL_FROM = 64
@@ -83,6 +85,13 @@ def _read_chunk(
     return [read_file(found, old) for found, old in chunk]
 
 
+def _read_chunk_there(
+    chunk: list[tuple[Found, Record | None]],
+) -> tuple[int, list[tuple[str, Record | None, bool]]]:
+    """In a reading process: which one, and the chunk's results."""
+    return os.getpid(), _read_chunk(chunk)
+
+
 def _worker_start(parent: int) -> None:
     """A reading process: gone with the process that made it (``parent``), and at the lowest
     CPU priority."""
@@ -91,11 +100,11 @@ def _worker_start(parent: int) -> None:
 
 
 def _read_in_processes(
-    todo: list[tuple[Found, Record | None]], workers: int
+    todo: list[tuple[Found, Record | None]], workers: int, pids: set[int]
 ) -> Iterator[list[tuple[str, Record | None, bool]]]:
     """``read_file`` for each, in ``workers`` processes at the lowest CPU priority (the
     editor's keystrokes and the model come first), a chunk's results at a time; in this
-    thread if processes cannot start."""
+    thread if processes cannot start. The processes that read go into ``pids``."""
     size = min(64, max(16, len(todo) // (workers * 8)))  # small chunks: results come back often
     chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
     done = 0
@@ -104,8 +113,9 @@ def _read_in_processes(
         with ProcessPoolExecutor(
             workers, context, initializer=_worker_start, initargs=(os.getpid(),)
         ) as pool:
-            for part in pool.map(_read_chunk, chunks):
+            for pid, part in pool.map(_read_chunk_there, chunks):
                 done += 1
+                pids.add(pid)
                 yield part
     except (OSError, BrokenProcessPool) as exc:
         log.warning("project index: worker processes failed (%s); reading here", exc)
@@ -177,6 +187,8 @@ class ProjectIndex:
         self.disk_error: str | None = None
         self.last: RefreshStats | None = None
         """The last refresh's figures."""
+        self.reader_pids: set[int] = set()
+        """The processes that read files for the last refresh (none: this one did)."""
         self._disk = self._open(store) if store is not None else None
 
     # -- the store on disk ---------------------------------------------------------------------
@@ -228,6 +240,7 @@ class ProjectIndex:
         there are more than ``PARALLEL_FROM`` to read (a first build)."""
         start = time.perf_counter()
         workers = self.workers
+        self.reader_pids = set()
         with self._lock:
             known = dict(self._records)
         seen: set[str] = set()
@@ -241,7 +254,7 @@ class ProjectIndex:
                 todo.append((found, old))
         if workers > 0 and len(todo) > PARALLEL_FROM:
             parts: Iterable[list[tuple[str, Record | None, bool]]] = _read_in_processes(
-                todo, workers
+                todo, workers, self.reader_pids
             )
         else:
             parts = (
@@ -268,7 +281,8 @@ class ProjectIndex:
                 self._changed()
         self._write(unwritten, removed)
         self.modules()  # found here, in the background, not by the first reader
-        self.last = RefreshStats(len(seen), read, parsed, len(removed), time.perf_counter() - start)
+        took = time.perf_counter() - start
+        self.last = RefreshStats(len(seen), read, parsed, len(removed), took, len(self.reader_pids))
         self.ready.set()
         return self.last
 
