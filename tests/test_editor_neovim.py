@@ -407,6 +407,91 @@ def test_plugin_ghost_text_accept_statusline_health_toggle(
     ]
 
 
+# -- where the cursor rests ----------------------------------------------------------------------
+REST_INIT = """
+vim.opt.runtimepath:prepend({plugin})
+require('nearline').setup({{ cmd = {cmd}, warm_at_cursor = {warm} }})
+"""
+REST_TEXT = 'def greet(name):\n    return f"héllo {name} 🙂" + name\n'
+REST_LINE = 2  # 1-based line of the "+"
+REST_S = 15.0
+"""How long a rest may take to show in the server's stats (200 ms debounce, a busy machine)."""
+QUIET_REST_S = 1.0
+"""How long "nothing more was sent" must hold: 5 times the 200 ms debounce."""
+
+
+def rest_place(stats: dict[str, Any]) -> dict[str, Any] | None:
+    """``last_rest`` of the server's stats, only where it is (the server may add more)."""
+    last = stats.get("last_rest")
+    return {k: last.get(k) for k in ("uri", "line", "character")} if last else None
+
+
+def lsp_character(text: str, encoding: str) -> int:
+    """The LSP ``character`` of the end of ``text`` in a position encoding."""
+    if encoding == "utf-8":
+        return len(text.encode("utf-8"))
+    if encoding == "utf-32":
+        return len(text)
+    return len(text.encode("utf-16-le")) // 2
+
+
+def test_plugin_sends_cursor_rest_and_warm_at_cursor_false_sends_none(
+    start_editor: Callable[[str, Path], Editor], fib_file: Path
+) -> None:
+    path = fib_file.with_name("greet.py")
+    path.write_text(REST_TEXT)
+    line = REST_TEXT.splitlines()[REST_LINE - 1]
+    plugin, cmd = lua_string(str(PLUGIN)), lua_list(SERVER_CMD)
+
+    nv = start_editor(REST_INIT.format(plugin=plugin, cmd=cmd, warm="true"), path)
+    nv.wait_attached()
+    encoding = nv.lua("return vim.lsp.get_clients({ name = 'nearline' })[1].offset_encoding")
+    character = lsp_character(line[: line.index("+")], encoding)
+
+    def rested_at(at: int) -> dict[str, Any] | None:
+        stats = nv.stats()
+        want = {"uri": path.as_uri(), "line": REST_LINE - 1, "character": at}
+        return stats if stats.get("rests", 0) >= 1 and rest_place(stats) == want else None
+
+    # Normal mode: onto the "+" (after an emoji: 2 UTF-16 units, 4 bytes), and stay there.
+    nv.keys(f"{REST_LINE}Gf+")
+    started = time.monotonic()
+    stats = poll(lambda: rested_at(character), REST_S, step=0.1)
+    where = f"{REST_LINE - 1}:{character} ({encoding})"
+    assert stats, f"no nearline/cursorRest at {where}: {nv.stats()}"
+    print(f"cursor rest at {where} in the server's stats after {time.monotonic() - started:.1f} s")
+    rests = stats["rests"]
+
+    # Away and back within the debounce: the same place again, so nothing is sent.
+    nv.keys("lh")
+    time.sleep(QUIET_REST_S)
+    assert nv.stats()["rests"] == rests
+
+    # Typing moves the cursor too (CursorMovedI): sent once the typing stops.
+    nv.keys("iab")
+    stats = wait_for("a cursor rest after typing", lambda: rested_at(character + 2), REST_S, 0.1)
+    assert stats["rests"] > rests, stats
+    assert nv.mode() == "i"
+
+    # Another buffer becomes the current one (once the client attaches to it), then back.
+    other = path.with_name("other.py")
+    other.write_text("x = 1\n")
+    nv.keys(f"<Esc>:edit {other}<CR>")
+    want = {"uri": other.as_uri(), "line": 0, "character": 0}
+    wait_for("a cursor rest in the other file", lambda: rest_place(nv.stats()) == want, REST_S)
+    nv.keys("<C-^>")  # the alternate file; <Esc> left the cursor on the "b"
+    wait_for("a cursor rest back in the first file", lambda: rested_at(character + 1), REST_S)
+    nv.close()
+
+    # warm_at_cursor = false: not on opening the file, not after moving.
+    nv = start_editor(REST_INIT.format(plugin=plugin, cmd=cmd, warm="false"), path)
+    nv.wait_attached()
+    wait_for("the server's stats", lambda: "requests" in nv.stats(), ATTACH_S, step=0.2)
+    nv.keys(f"{REST_LINE}Gf+")
+    time.sleep(QUIET_REST_S)
+    assert nv.stats().get("rests") == 0, nv.stats()
+
+
 # -- the README snippet --------------------------------------------------------------------------
 RECORD_READY = """
 _G.ready = {}

@@ -1,13 +1,19 @@
 // Drives a real VS Code (code-server) in headless Chromium for tests/test_editor_vscode.py:
 // opens a file, waits for the nearline server, types, waits for ghost text, takes a screenshot,
 // accepts with Tab, saves, reads the status bar, and runs "nearline: Show Usage".
+// With scenario "rest": opens a file, leaves the cursor at a place and waits for the server's
+// nearline/stats (asked through the test's stats proxy) to count a nearline/cursorRest there;
+// moves away and back, types, then turns nearline.warmAtCursor off and moves again.
 //
 // Config: the JSON in env NEARLINE_VSCODE_DRIVER (url, chromium, file, filePath, line, typed,
-// screenshot, shots, result, ghostTimeoutMs). Writes {error, ghost, ghostMs, status, usage,
-// usageAccepted, blocked, steps} to config.result. Needs playwright-core on NODE_PATH.
+// screenshot, shots, result, ghostTimeoutMs; for "rest": restLine, restLeft, restAt,
+// statsPortFile, settingsFile, userData, restTimeoutMs, quietMs). Writes {error, ghost, ghostMs,
+// status, usage, usageAccepted, blocked, steps, rest} to config.result. Needs playwright-core on
+// NODE_PATH.
 'use strict';
 
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 
@@ -24,6 +30,7 @@ const result = {
   notifications: [],
   blocked: [],
   steps: [],
+  rest: {},
 };
 
 function log(...args) {
@@ -84,20 +91,28 @@ async function runCommand(page, title) {
   await page.keyboard.press('Enter');
 }
 
-async function main(page) {
+async function openFile(page) {
   await page.goto(config.url);
   await page.waitForSelector('.monaco-workbench', { timeout: 60000 });
   log('workbench loaded');
 
-  // Open the file with Quick Open (file search is slow here: wait for the row).
   await page.waitForTimeout(1500);
-  await page.keyboard.press('Control+P');
-  await page.waitForSelector('.quick-input-widget input', { state: 'visible' });
-  await page.keyboard.type(config.file, { delay: 30 });
-  await page.waitForSelector(`.quick-input-list .monaco-list-row:has-text("${config.file}")`, { timeout: 30000 });
-  await page.keyboard.press('Enter');
+  await quickOpen(page, config.file);
   await page.waitForSelector('.monaco-editor .view-lines', { timeout: 30000 });
   log(`${config.file} opened`);
+}
+
+/** Open a file with Quick Open (file search is slow here: wait for the row). */
+async function quickOpen(page, file) {
+  await page.keyboard.press('Control+P');
+  await page.waitForSelector('.quick-input-widget input', { state: 'visible' });
+  await page.keyboard.type(file, { delay: 30 });
+  await page.waitForSelector(`.quick-input-list .monaco-list-row:has-text("${file}")`, { timeout: 30000 });
+  await page.keyboard.press('Enter');
+}
+
+async function main(page) {
+  await openFile(page);
 
   // The status bar item appears when the extension activates; the spinner stops when the
   // model has loaded.
@@ -174,6 +189,150 @@ async function main(page) {
   await page.screenshot({ path: path.join(config.shots, 'usage.png') });
 }
 
+// -- scenario "rest" ------------------------------------------------------------------------------
+
+/** The server's nearline/stats result, through the test's stats proxy (one JSON line per
+ * connection); null while the proxy is not there yet or the server not initialized. */
+async function serverStats() {
+  let port;
+  try {
+    port = Number(fs.readFileSync(config.statsPortFile, 'utf8'));
+  } catch {
+    return null;
+  }
+  const text = await new Promise((resolve) => {
+    let data = '';
+    const socket = net.connect(port, '127.0.0.1');
+    socket.setEncoding('utf8');
+    socket.setTimeout(30000, () => socket.destroy());
+    socket.on('data', (chunk) => (data += chunk));
+    socket.on('close', () => resolve(data));
+    socket.on('error', () => resolve(''));
+  });
+  try {
+    const stats = JSON.parse(text);
+    return stats && typeof stats === 'object' && !('error' in stats) ? stats : null;
+  } catch {
+    return null;
+  }
+}
+
+/** What the test reads of the stats: the count, and the last rest's place (the server may add
+ * more to it). */
+function restPart(stats) {
+  if (!stats) {
+    return { rests: null, last_rest: null, error: 'no stats' };
+  }
+  const last = stats.last_rest;
+  const place = last ? { uri: last.uri, line: last.line, character: last.character } : null;
+  return { rests: stats.rests, last_rest: place };
+}
+const sameRest = (a, b) =>
+  !!a && !!b && a.uri === b.uri && a.line === b.line && a.character === b.character;
+
+async function waitForRest(what, at) {
+  return waitFor(what, config.restTimeoutMs || 15000, async () => {
+    const stats = await serverStats();
+    if (stats) {
+      result.rest.lastSeen = restPart(stats);
+    }
+    return stats && stats.rests >= 1 && sameRest(stats.last_rest, at) ? restPart(stats) : null;
+  }, 100);
+}
+
+/** The extension's log file (the "nearline" output channel). */
+function extensionLog() {
+  const logs = path.join(config.userData, 'logs');
+  const found = [];
+  for (const session of fs.existsSync(logs) ? fs.readdirSync(logs) : []) {
+    for (const host of fs.readdirSync(path.join(logs, session))) {
+      const file = path.join(logs, session, host, 'nearline.nearline', 'nearline.log');
+      if (host.startsWith('exthost') && fs.existsSync(file)) {
+        found.push(fs.readFileSync(file, 'utf8'));
+      }
+    }
+  }
+  return found.join('\n');
+}
+
+async function mainRest(page) {
+  await openFile(page);
+  const first = await waitFor('the server to answer nearline/stats', 90000, serverStats, 250);
+  log('server up:', JSON.stringify(restPart(first)));
+
+  // The cursor to the place, and leave it there.
+  await page.click('.monaco-editor .view-lines');
+  await page.keyboard.press('Control+Home');
+  for (let i = 0; i < config.restLine; i++) {
+    await page.keyboard.press('ArrowDown');
+  }
+  await page.keyboard.press('End');
+  for (let i = 0; i < config.restLeft; i++) {
+    await page.keyboard.press('ArrowLeft');
+  }
+  const movedAt = Date.now();
+  result.rest.rested = await waitForRest(`a cursor rest at ${JSON.stringify(config.restAt)}`, config.restAt);
+  result.rest.restMs = Date.now() - movedAt;
+  log(`rest after ${result.rest.restMs} ms:`, JSON.stringify(result.rest.rested));
+
+  // Away and back within the 200 ms debounce: the same place again, nothing to send.
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('ArrowLeft');
+  await page.waitForTimeout(config.quietMs || 1000);
+  result.rest.sameAgain = restPart(await serverStats());
+  log('after away and back:', JSON.stringify(result.rest.sameAgain));
+
+  // Typing moves the cursor: a rest once the typing stops.
+  await page.keyboard.type('ab', { delay: 30 });
+  const typedAt = { ...config.restAt, character: config.restAt.character + 2 };
+  result.rest.typed = await waitForRest(`a cursor rest at ${JSON.stringify(typedAt)} after typing`, typedAt);
+  log('after typing:', JSON.stringify(result.rest.typed));
+
+  // nearline.warmAtCursor off in the Settings editor, while the editor runs. (code-server here
+  // did not notice settings.json written from outside; the Settings editor writes the file and
+  // reloads the configuration itself.) The extension logs "cursor rest notifications off" when
+  // it takes the change.
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Control+Comma');
+  // The search box (a small Monaco editor) has the focus when the Settings editor opens.
+  await page.waitForSelector('.settings-editor .settings-header .suggest-input-container .monaco-editor.focused', {
+    timeout: 30000,
+  });
+  await page.keyboard.type('nearline.warmAtCursor', { delay: 20 });
+  const checkbox = '.settings-editor .setting-item-bool .setting-value-checkbox';
+  await waitFor('the nearline.warmAtCursor checkbox alone in the Settings editor', 30000, async () =>
+    (await page.locator(checkbox).count()) === 1 &&
+    (await page.locator(checkbox).getAttribute('aria-checked')) === 'true',
+  );
+  await page.click(checkbox);
+  await waitFor('the checkbox to clear', 10000, async () =>
+    (await page.locator(checkbox).getAttribute('aria-checked')) === 'false',
+  );
+  result.rest.offApplied = await waitFor('the extension to take nearline.warmAtCursor = false', 20000, async () =>
+    extensionLog().includes('cursor rest notifications off'),
+  );
+  result.rest.setting = JSON.parse(fs.readFileSync(config.settingsFile, 'utf8'))['nearline.warmAtCursor'];
+  await page.screenshot({ path: path.join(config.shots, 'warm-at-cursor-off.png') });
+
+  // Close the Settings editor (VS Code 1.139 shows it as a modal over the file): the file is
+  // the active editor again; move, and stay.
+  result.rest.beforeOff = restPart(await serverStats());
+  const modal = '.monaco-modal-editor-block';
+  await page.keyboard.press('Escape');
+  try {
+    await page.waitForSelector(modal, { state: 'detached', timeout: 3000 });
+  } catch {
+    await page.click(`${modal} .codicon-close`);
+    await page.waitForSelector(modal, { state: 'detached', timeout: 10000 });
+  }
+  await page.waitForSelector('.editor-instance .monaco-editor.focused', { timeout: 10000 });
+  await page.keyboard.press('ArrowLeft');
+  await page.keyboard.press('ArrowUp');
+  await page.waitForTimeout(config.quietMs || 1000);
+  result.rest.afterOff = restPart(await serverStats());
+  log('setting off; before and after moving:', JSON.stringify(result.rest.beforeOff), JSON.stringify(result.rest.afterOff));
+}
+
 (async () => {
   fs.mkdirSync(config.shots, { recursive: true });
   const browser = await chromium.launch({
@@ -211,7 +370,7 @@ async function main(page) {
         .catch(() => undefined);
     }, 500);
     try {
-      await main(page);
+      await (config.scenario === 'rest' ? mainRest(page) : main(page));
       result.notifications.push(...(await notifications(page)));
     } finally {
       clearInterval(watch);

@@ -1,12 +1,14 @@
-// Entry point: the status bar, the server and the commands.
+// Entry point: the status bar, the server, where the cursor rests, and the commands.
 import * as vscode from 'vscode';
 
 import { OWN_COMMANDS, registerCommands, SHOW_USAGE } from './commands';
+import { CursorRest } from './cursorRest';
 import { NearlineServer } from './server';
 import { SECTION } from './settings';
 import { StatusBar } from './statusBar';
 
 let server: NearlineServer | undefined;
+let cursorRest: CursorRest | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('nearline', { log: true });
@@ -16,10 +18,12 @@ export function activate(context: vscode.ExtensionContext): void {
   );
   status.setEnabled(vscode.workspace.getConfiguration(SECTION).get<boolean>('enable', true));
   server = new NearlineServer(status, log, OWN_COMMANDS);
+  cursorRest = new CursorRest(server, log);
   context.subscriptions.push(
     log,
     usage,
     status,
+    cursorRest,
     server,
     ...registerCommands(server, usage, log),
     vscode.workspace.onDidChangeConfiguration((event) => {
@@ -32,6 +36,8 @@ export function activate(context: vscode.ExtensionContext): void {
 }
 
 export async function deactivate(): Promise<void> {
+  cursorRest?.dispose();
+  cursorRest = undefined;
   await server?.stop();
   server = undefined;
 }

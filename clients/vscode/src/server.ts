@@ -13,14 +13,19 @@ import {
   LanguageClient,
   type LanguageClientOptions,
   type ServerOptions as ProcessOptions,
+  State,
 } from 'vscode-languageclient/node';
 
+import type { RestTarget } from './cursorRest';
 import { INSTALL_HINT, resolveServerCommand } from './serverCommand';
 import { SECTION, type ServerOptions, serverOptions, serverSettingsFrom } from './settings';
 import type { StatusBar, StatusParams } from './statusBar';
 
 export const STATUS_NOTIFICATION = 'nearline/status';
 export const COMPLETION_READY_NOTIFICATION = 'nearline/completionReady';
+
+/** The documents the client handles: files and untitled documents, any language. */
+export const DOCUMENT_SELECTOR = [{ scheme: 'file' }, { scheme: 'untitled' }];
 
 /** At most this many restarts after crashes within RESTART_WINDOW_MS. */
 export const MAX_RESTARTS = 5;
@@ -54,13 +59,16 @@ export class RestartBudget {
   }
 }
 
-export class NearlineServer implements vscode.Disposable {
+export class NearlineServer implements vscode.Disposable, RestTarget {
   private client: LanguageClient | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private lastSent: string | undefined;
   private readonly budget = new RestartBudget();
-  private readonly disposables: vscode.Disposable[] = [];
+  private readonly started = new vscode.EventEmitter<LanguageClient>();
+  private readonly disposables: vscode.Disposable[] = [this.started];
+  /** Fires each time a client (re)starts and runs. */
+  readonly onDidStartClient = this.started.event;
 
   constructor(
     private readonly status: StatusBar,
@@ -77,6 +85,16 @@ export class NearlineServer implements vscode.Disposable {
   async running(): Promise<LanguageClient | undefined> {
     await this.queue;
     return this.client?.isRunning() ? this.client : undefined;
+  }
+
+  /** The running client now, without waiting for a start in progress. */
+  runningClient(): LanguageClient | undefined {
+    return this.client?.isRunning() ? this.client : undefined;
+  }
+
+  /** Whether the client handles this document (DOCUMENT_SELECTOR). */
+  handles(document: vscode.TextDocument): boolean {
+    return vscode.languages.match(DOCUMENT_SELECTOR, document) > 0;
   }
 
   start(): Promise<void> {
@@ -133,6 +151,12 @@ export class NearlineServer implements vscode.Disposable {
     client.onNotification(COMPLETION_READY_NOTIFICATION, (params: CompletionReadyParams) =>
       this.onCompletionReady(client, params),
     );
+    // Also after the client restarts a crashed server by itself.
+    client.onDidChangeState((event) => {
+      if (event.newState === State.Running && client === this.client) {
+        this.started.fire(client);
+      }
+    });
     this.client = client;
     this.stopping = false;
     this.status.update({ state: 'loading', message: 'starting the server' });
@@ -162,7 +186,7 @@ export class NearlineServer implements vscode.Disposable {
 
   private clientOptions(): LanguageClientOptions {
     return {
-      documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
+      documentSelector: DOCUMENT_SELECTOR,
       outputChannel: this.log,
       initializationOptions: (): ServerOptions => {
         const options = serverOptions();

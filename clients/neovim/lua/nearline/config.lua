@@ -12,12 +12,14 @@ M.name = 'nearline'
 ---@field init_options table?   the server's settings (initializationOptions),
 ---                              e.g. { completion = { time_budget_ms = 50 } }
 ---@field keymap_accept string|false  insert-mode key that accepts the ghost text (false: no mapping)
+---@field warm_at_cursor boolean  tell the server where the cursor rests (`nearline/cursorRest`)
 M.defaults = {
   cmd = { 'nearline', 'serve' },
   filetypes = { 'python', 'lua', 'javascript', 'typescript', 'go', 'rust', 'c', 'cpp', 'sh' },
   root_markers = { '.nearline.toml', '.git' },
   init_options = nil,
   keymap_accept = '<Tab>',
+  warm_at_cursor = true,
 }
 
 --- The options in use (set by setup()).
@@ -31,7 +33,7 @@ function M.resolve(opts)
   opts = opts or {}
   for key in pairs(opts) do
     if M.defaults[key] == nil and key ~= 'init_options' then
-      local known = 'cmd, filetypes, root_markers, init_options, keymap_accept'
+      local known = 'cmd, filetypes, root_markers, init_options, keymap_accept, warm_at_cursor'
       error(('nearline: unknown option %q (known: %s)'):format(key, known), 0)
     end
   end
@@ -45,6 +47,7 @@ function M.resolve(opts)
   vim.validate('root_markers', resolved.root_markers, 'table')
   vim.validate('init_options', resolved.init_options, 'table', true)
   vim.validate('keymap_accept', resolved.keymap_accept, { 'string', 'boolean' })
+  vim.validate('warm_at_cursor', resolved.warm_at_cursor, 'boolean')
   if resolved.keymap_accept == true then
     resolved.keymap_accept = M.defaults.keymap_accept
   end

@@ -9,8 +9,9 @@ local config = require('nearline.config')
 
 local M = {}
 
---- Start nearline for the configured filetypes, turn on ghost text, map the accept key, and
---- define the :Nearline* commands. Returns false (and says why) on Neovim older than 0.11.
+--- Start nearline for the configured filetypes, turn on ghost text, map the accept key, tell
+--- the server where the cursor rests, and define the :Nearline* commands. Returns false (and
+--- says why) on Neovim older than 0.11.
 ---@param opts nearline.Options?
 ---@return boolean
 function M.setup(opts)
@@ -28,11 +29,17 @@ function M.setup(opts)
   local inline = require('nearline.inline')
   local commands = require('nearline.commands')
   local status = require('nearline.status')
+  local rest = require('nearline.rest')
   inline.setup(augroup)
   if options.keymap_accept then
     inline.map_accept(options.keymap_accept)
   end
   commands.setup()
+  if options.warm_at_cursor then
+    rest.setup(augroup) -- nearline/cursorRest
+  else
+    rest.stop()
+  end
 
   vim.api.nvim_create_autocmd('LspAttach', {
     group = augroup,
