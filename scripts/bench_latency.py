@@ -8,7 +8,26 @@ time from the last keystroke to the answer. Then, in the same run:
 - baseline: one fresh ``create_completion`` per pause on the same prompt, no reuse;
 - floor: the engine alone evaluating the same new tokens and generating the same output.
 
+``--workspace big``: the server's workspace root is a temporary copy of the standard library
+and site-packages, ``--workspace-files`` (10,000) real source files (``bench_workspace.py`` says
+which), with the typed file (``--file``) copied to its top (its imports, the standard
+library's, are the workspace's modules). Each of ``--rounds`` turns runs two arms, the project
+index on and ``index.enable = false`` (the order alternating: on/off, off/on, ...), each arm
+with a fresh NEARLINE_CACHE_DIR, and prints per arm (no baseline or floor):
+- pause latency p50/p95, as above (typing once the model is loaded and the index built);
+- first suggestion after a restart: a server opens the typed file, asks at line 61, waits
+  ``--settle`` s for the warm-up and shuts down; a new one on the same cache folder opens it
+  and asks there: that first answer's latency;
+- first suggestion after a 1.5 s rest, in a file never opened before: open it, the cursor at
+  the end of a code line; ``nearline/cursorRest`` there 0.2 s later (the editor clients'
+  debounce); 1.5 s after the rest began, type a space there and ask: that answer's latency;
+- full window after a rest, in another never-opened file: open it, ``nearline/cursorRest``
+  0.2 s later, nothing else; ``nearline/stats``' ``last_rest.full_ms`` (the notification's
+  arrival to the full window evaluated), polled for up to 10 s, plus the 200 ms debounce
+  ("n/a": the server reports no ``last_rest``).
+
     .venv/bin/python scripts/bench_latency.py [--file F --start-line N --lines K]
+    .venv/bin/python scripts/bench_latency.py --workspace big [--rounds 2]
 """
 
 from __future__ import annotations
@@ -33,9 +52,19 @@ from pygls.lsp.client import LanguageClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 sys.path.insert(0, str(ROOT / "tests"))
+from bench_workspace import (  # noqa: E402  (the big workspace, shared with bench_quality)
+    ARMS,
+    Workspace,
+    add_arguments,
+    arm_order,
+    build_workspace,
+    index_options,
+    merge_options,
+)
 from support.lsp_client import inline_params, plain  # noqa: E402  (the tests' client helpers)
 
 DEFAULT_FILE = ROOT / "scripts" / "bench_data" / "replay_source.py"
+CURSOR_REST = "nearline/cursorRest"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -146,7 +175,14 @@ class Replay:
             self.errors.append(repr(exc))
 
 
-async def run_replay(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+async def run_replay(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    root: Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Type the region back in. With ``root`` (the big workspace) the server has that
+    workspace and ``extra``'s settings, and typing starts once its model and index are ready."""
     source = Path(args.file).read_text().splitlines(keepends=True)
     start = args.start_line - 1
     region = source[start : start + args.lines]
@@ -158,16 +194,20 @@ async def run_replay(args: argparse.Namespace, env: dict[str, str]) -> dict[str,
     for method in ("nearline/status", "nearline/completionReady", types.WINDOW_LOG_MESSAGE):
         client.feature(method)(lambda *_args: None)
     await client.start_io(*server_command(args), env=env)
-    options = {"completion": {"time_budget_ms": args.budget_ms}} if args.budget_ms else None
+    budget = {"completion": {"time_budget_ms": args.budget_ms}} if args.budget_ms else None
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
             process_id=os.getpid(),
-            initialization_options=options,
+            initialization_options=merge_options(budget, extra) or None,
+            root_uri=root.resolve().as_uri() if root else None,
         )
     )
     t_start = time.perf_counter()
     client.initialized(types.InitializedParams())
+    if root is not None:
+        await wait_settled(client)
+        t_start = time.perf_counter()
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(
@@ -251,13 +291,34 @@ SWITCH_FILES = (
 library)."""
 
 
+async def wait_settled(client: LanguageClient, timeout_s: float = 600) -> None:
+    """Until ``nearline/stats`` says the model is loaded and the project index (when there is
+    one) is built."""
+    give_up = time.perf_counter() + timeout_s
+    while time.perf_counter() < give_up:
+        stats = plain(await client.protocol.send_request_async("nearline/stats", None))
+        if stats.get("loaded") and (stats.get("index") or {"ready": True}).get("ready"):
+            return
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"the server's model and index were not ready in {timeout_s:.0f} s")
+
+
 class Session:
     """One server, the files it has open, and a client that asks at a place after typing a
     character there (so the completion cache does not answer: the engine does)."""
 
-    def __init__(self, args: argparse.Namespace, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        env: dict[str, str],
+        root: Path | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.args = args
         self.env = env
+        self.root = root
+        self.extra = extra
+        """The workspace folder and settings over the defaults (the big workspace's arms)."""
         self.client = LanguageClient("bench-files", "0")
         for method in ("nearline/status", "nearline/completionReady", types.WINDOW_LOG_MESSAGE):
             self.client.feature(method)(lambda *_args: None)
@@ -272,7 +333,8 @@ class Session:
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(),
                 process_id=os.getpid(),
-                initialization_options=options,
+                initialization_options=merge_options(options, self.extra),
+                root_uri=self.root.resolve().as_uri() if self.root else None,
             )
         )
         t0 = time.perf_counter()
@@ -327,8 +389,16 @@ class Session:
         return (time.perf_counter() - t0) * 1000
 
     async def engine_counters(self) -> dict[str, Any]:
-        stats = plain(await self.client.protocol.send_request_async("nearline/stats", None))
-        return dict(stats.get("engine") or {})
+        return dict((await self.stats()).get("engine") or {})
+
+    async def stats(self) -> dict[str, Any]:
+        return dict(plain(await self.client.protocol.send_request_async("nearline/stats", None)))
+
+    def rest(self, uri: str, line: int) -> None:
+        """``nearline/cursorRest`` at the end of ``line``, as the editor clients send it."""
+        character = len(self.lines[uri][line].rstrip("\n"))
+        params = {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}
+        self.client.protocol.notify(CURSOR_REST, params)
 
     async def stop(self) -> None:
         await self.client.shutdown_async(None)
@@ -374,6 +444,231 @@ async def run_files(args: argparse.Namespace, env: dict[str, str]) -> dict[str, 
         "engine": counters,
         "engine_after_restart": restart_counters,
     }
+
+
+# -- --workspace big: the project index on and off ------------------------------------------
+
+RESTART_LINE = 60
+"""The typed file's line (0-based) asked at before and after a restart (as ``--files``)."""
+REST_FILES = ("stdlib/json/encoder.py", "stdlib/textwrap.py")
+"""Files never opened before, for the rests (the first two of these found, else any two)."""
+REST_NEAR_LINE = 60
+REST_DEBOUNCE_S = 0.2
+"""The editor clients send ``nearline/cursorRest`` this long after the cursor stops."""
+REST_S = 1.5
+"""How long the cursor rests before the person types."""
+FULL_WAIT_S = 10.0
+
+
+def bench_env(folder: Path) -> dict[str, str]:
+    """The server's environment: its cache, data and config in ``folder`` (fresh per arm)."""
+    env = dict(
+        os.environ,
+        NEARLINE_CACHE_DIR=f"{folder}/cache",
+        NEARLINE_DATA_DIR=f"{folder}/data",
+        NEARLINE_CONFIG=f"{folder}/none.toml",
+    )
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "server"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    return env
+
+
+def rest_files(workspace: Workspace, typed: Path) -> list[Path]:
+    """Two files of the workspace never opened (``REST_FILES``, else the first long ones)."""
+    found = [workspace.root / rel for rel in REST_FILES if (workspace.root / rel).is_file()]
+    for path in sorted(workspace.root.rglob("*.py")):
+        if len(found) >= 2:
+            break
+        if path not in found and path != typed and rest_line(path) is not None:
+            found.append(path)
+    return found[:2]
+
+
+def rest_line(path: Path) -> int | None:
+    """The first code line (0-based) from ``REST_NEAR_LINE`` on: not blank, not a comment,
+    ASCII (so a column is the same in every encoding)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i in range(min(REST_NEAR_LINE, len(lines)), len(lines)):
+        body = lines[i].strip()
+        if body and not body.startswith("#") and lines[i].isascii():
+            return i
+    return None
+
+
+async def first_after_rest(session: Session, path: Path) -> float:
+    """Open ``path``; ``nearline/cursorRest`` 0.2 s into the rest; at 1.5 s type a space there
+    and ask: the ms until the answer."""
+    line = rest_line(path)
+    assert line is not None
+    uri = session.open(path)
+    t_rest = time.perf_counter()
+    await asyncio.sleep(REST_DEBOUNCE_S)
+    session.rest(uri, line)
+    await asyncio.sleep(max(0.0, t_rest + REST_S - time.perf_counter()))
+    return await session.ask(uri, line)
+
+
+def full_ms_of(last: Any, before: Any, uri: str) -> float | None:
+    """``last_rest.full_ms`` when ``last`` is this rest's report (not ``before``, and for
+    ``uri`` when it names one) and the full window is done; else None."""
+    if not isinstance(last, dict) or last == before:
+        return None
+    named = last.get("uri") or (last.get("textDocument") or {}).get("uri")
+    if named and named != uri:
+        return None
+    full = last.get("full_ms")
+    return float(full) if isinstance(full, (int, float)) else None
+
+
+async def full_window_after_rest(session: Session, path: Path) -> dict[str, Any]:
+    """Open ``path``, rest there (the notification 0.2 s in), nothing else; poll
+    ``last_rest.full_ms`` for up to 10 s: ``{"ms": full_ms + 200 or None, "reported": whether
+    the server has ``last_rest`` at all, "last_rest": its last value}``."""
+    line = rest_line(path)
+    assert line is not None
+    before = (await session.stats()).get("last_rest")
+    uri = session.open(path)
+    await asyncio.sleep(REST_DEBOUNCE_S)
+    session.rest(uri, line)
+    give_up = time.perf_counter() + FULL_WAIT_S
+    reported, last = False, None
+    while time.perf_counter() < give_up:
+        stats = await session.stats()
+        reported, last = reported or "last_rest" in stats, stats.get("last_rest")
+        full = full_ms_of(last, before, uri)
+        if full is not None:
+            return {"ms": full + REST_DEBOUNCE_S * 1000, "reported": True, "last_rest": last}
+        await asyncio.sleep(0.05)
+    return {"ms": None, "reported": reported, "last_rest": last}
+
+
+async def run_rests(
+    args: argparse.Namespace, env: dict[str, str], workspace: Workspace, typed: Path, extra: Any
+) -> dict[str, Any]:
+    """(a) the first suggestion after a restart, (b) after a rest in a new file, (c) the full
+    window after a rest in another new file; each server with ``extra``'s settings."""
+    first = Session(args, env, workspace.root, extra)
+    await first.start()
+    await wait_settled(first.client)
+    uri = first.open(typed)
+    await first.ask(uri, RESTART_LINE)
+    await asyncio.sleep(args.settle)  # the warm-up
+    await first.stop()
+    second = Session(args, env, workspace.root, extra)
+    await second.start()
+    restart = await second.ask(second.open(typed), RESTART_LINE)
+    await wait_settled(second.client)
+    b_path, c_path = rest_files(workspace, typed)
+    rested = await first_after_rest(second, b_path)
+    await asyncio.sleep(args.settle)
+    full = await full_window_after_rest(second, c_path)
+    index = (await second.stats()).get("index")
+    await second.stop()
+    return {"restart_ms": restart, "rest_first_ms": rested, "rest_full": full, "index": index}
+
+
+async def run_arm(
+    args: argparse.Namespace, folder: Path, workspace: Workspace, typed: Path, enable: bool
+) -> dict[str, Any]:
+    """One arm: the replay, then the restart and the rests, on one fresh cache folder."""
+    env, extra = bench_env(folder), index_options(enable)
+    replay_args = argparse.Namespace(**{**vars(args), "file": str(typed)})
+    replay = await run_replay(replay_args, env, workspace.root, extra)
+    return {"replay": replay, **await run_rests(args, env, workspace, typed, extra)}
+
+
+def run_big(args: argparse.Namespace) -> dict[str, Any]:
+    """Copy the workspace once; each turn runs both arms, the order alternating."""
+    with tempfile.TemporaryDirectory(prefix="nearline-bench-big-") as tmp:
+        workspace = build_workspace(Path(tmp) / "workspace", args.workspace_files)
+        typed = workspace.add(Path(args.file), Path(args.file).name)
+        print(f"workspace: {workspace.describe()}; typed: {typed.name}", flush=True)
+        arms: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in ARMS}
+        for turn in range(args.rounds):
+            for name, enable in arm_order(turn):
+                print(f"round {turn + 1}: {name}", file=sys.stderr, flush=True)
+                folder = Path(tmp) / f"arm{turn}-{int(enable)}"
+                arms[name].append(asyncio.run(run_arm(args, folder, workspace, typed, enable)))
+        return {"workspace": workspace.describe(), "arms": arms}
+
+
+def summarize_arm(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """An arm's turns: pauses pooled; the other measures' medians."""
+    lat = [
+        p["latency_ms"]
+        for run in runs
+        for p in run["replay"]["pauses"]
+        if p["latency_ms"] == p["latency_ms"]
+    ]
+    full = [r["rest_full"]["ms"] for r in runs if r["rest_full"]["ms"] is not None]
+    return {
+        "pauses": len(lat),
+        "p50_ms": percentile(lat, 0.5),
+        "p95_ms": percentile(lat, 0.95),
+        "first_open_ms": percentile([r["replay"]["first_ms"] for r in runs], 0.5),
+        "restart_ms": percentile([r["restart_ms"] for r in runs], 0.5),
+        "rest_first_ms": percentile([r["rest_first_ms"] for r in runs], 0.5),
+        "rest_full_ms": percentile(full, 0.5) if full else None,
+        "rest_reported": any(r["rest_full"]["reported"] for r in runs),
+        "rss_mb": percentile([r["replay"]["rss_mb"] for r in runs], 0.5),
+        "indexed_files": (runs[-1].get("index") or {}).get("files"),
+        "errors": sum(len(r["replay"]["errors"]) for r in runs),
+    }
+
+
+def big_rows(arms: dict[str, dict[str, Any]]) -> list[str]:
+    """The A/B table: a row per measure, a column per arm."""
+
+    def cell(value: Any, unit: str = " ms", fmt: str = ".0f") -> str:
+        if value is None or value != value:
+            return "-"
+        return f"{value:{fmt}}{unit}"
+
+    def full(s: dict[str, Any]) -> str:
+        if s["rest_full_ms"] is not None:
+            return cell(s["rest_full_ms"])
+        return "not done in 10 s" if s["rest_reported"] else "n/a"
+
+    def first(s: dict[str, Any]) -> str:
+        return (
+            "none in 60 s" if s["first_open_ms"] != s["first_open_ms"] else cell(s["first_open_ms"])
+        )
+
+    measures = [
+        ("pause latency p50", lambda s: cell(s["p50_ms"], fmt=".1f")),
+        ("pause latency p95", lambda s: cell(s["p95_ms"], fmt=".1f")),
+        ("first suggestion after a restart", lambda s: cell(s["restart_ms"])),
+        ("first suggestion after a 1.5 s rest, new file", lambda s: cell(s["rest_first_ms"])),
+        ("full window after a rest (+200 ms debounce)", full),
+        ("first suggestion after opening the typed file", first),
+        ("server RSS after the replay", lambda s: cell(s["rss_mb"], " MB")),
+        ("files in the index", lambda s: cell(s["indexed_files"], "", "")),
+        ("pauses / errors", lambda s: f"{s['pauses']} / {s['errors']}"),
+    ]
+    names = list(arms)
+    rows = [f"{'':48}" + "".join(f"{n:>18}" for n in names)]
+    for label, show in measures:
+        rows.append(f"{label:48}" + "".join(f"{show(arms[n]):>18}" for n in names))
+    return rows
+
+
+def main_big(args: argparse.Namespace) -> int:
+    big = run_big(args)
+    arms = {name: summarize_arm(runs) for name, runs in big["arms"].items()}
+    if args.json:
+        data = {"workspace": big["workspace"], "summary": arms, "arms": big["arms"]}
+        Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    print(
+        f"replayed {args.lines} lines of {Path(args.file).name} from line {args.start_line} "
+        f"in the big workspace, {args.rounds} round(s) of both arms, the order alternating"
+    )
+    for row in big_rows(arms):
+        print(row)
+    for name, runs in big["arms"].items():
+        for err in [e for r in runs for e in r["replay"]["errors"]][:5]:
+            print(f"{name} error: {err}")
+    return 0
 
 
 def _rss_of(client: LanguageClient) -> float:
@@ -500,7 +795,7 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -521,19 +816,28 @@ def main() -> int:
         action="store_true",
         help="also: switching between two open files, reopening one, restarting the server",
     )
-    parser.add_argument("--settle", type=float, default=8.0, help="--files: wait after opening")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--settle", type=float, default=8.0, help="--files, --workspace big: wait after opening"
+    )
+    add_arguments(parser)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="--workspace big: turns of both arms (default 1)"
+    )
+    args = parser.parse_args(argv)
+    if args.workspace == "big" and args.files:
+        parser.error("--files measures the small workspace; leave it out with --workspace big")
+    if args.rounds < 1 or args.workspace_files < 1:
+        parser.error("--rounds and --workspace-files must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.workspace == "big":
+        return main_big(args)
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(
-            os.environ,
-            NEARLINE_CACHE_DIR=f"{tmp}/cache",
-            NEARLINE_DATA_DIR=f"{tmp}/data",
-            NEARLINE_CONFIG=f"{tmp}/none.toml",
-        )
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT / "server"), *filter(None, [os.environ.get("PYTHONPATH")])]
-        )
+        env = bench_env(Path(tmp))
         run = asyncio.run(run_replay(args, env))
         files = asyncio.run(run_files(args, env)) if args.files else None
     if not args.no_baseline:

@@ -73,11 +73,20 @@ the newest ``--git-commits`` commits of DIR (``nearline.evaluation.cases``): the
 commit left it, the cursor at a word boundary of a line it added, the rest of that line (and up
 to 4 more lines of its block) taken out; its replay regions are DIR's files as for --project.
 
+Big workspace: ``--workspace big`` copies the standard library and site-packages into a
+temporary folder, ``--workspace-files`` (10,000) real source files (``bench_workspace.py`` says
+which; the output's first line says where from and how many), and the measured files (the
+manifest's, or ``--files``) into its ``bench_quality/``; that folder is every server's workspace.
+Each split is measured twice, with the project index on and with ``index.enable = false``
+(rows "SPLIT index-on", "SPLIT index-off"; the same regions and cuts; the order alternating
+between splits), each server with a fresh cache folder; the index is built before measuring.
+
     .venv/bin/python scripts/bench_quality.py                     # default model, both splits
     .venv/bin/python scripts/bench_quality.py --model F.gguf --template prefix-only --quick
     .venv/bin/python scripts/bench_quality.py --split tune --json tune.json
     .venv/bin/python scripts/bench_quality.py --model F.gguf --ab-cross-file --skip replay \
         --project httpx=.venv/lib/python3.11/site-packages/httpx --project nearline=server
+    .venv/bin/python scripts/bench_quality.py --workspace big --skip cuts
 """
 
 from __future__ import annotations
@@ -85,6 +94,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -110,6 +120,7 @@ except ImportError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "scripts" / "bench_data" / "quality"
 sys.path.insert(0, str(ROOT / "tests"))
+import bench_workspace  # noqa: E402  (the big workspace, shared with bench_latency)
 from nearline.evaluation import cases, report  # noqa: E402  (nearline eval's cases and scores)
 from nearline.evaluation.scoring import accepted_part, similarity  # noqa: E402
 from support.lsp_client import inline_params, plain  # noqa: E402  (the tests' client helpers)
@@ -180,7 +191,10 @@ def source_of(path: Path, split: str) -> Source:
 
 
 def file_sets(args: argparse.Namespace) -> dict[str, list[Source]]:
-    """The rows to measure: split name -> its files."""
+    """The rows to measure: split name -> its files (copied into the big workspace, if any)."""
+    if args.workspace_root is not None:
+        found = file_sets(argparse.Namespace(**{**vars(args), "workspace_root": None}))
+        return {k: [moved_in(s, args.workspace_root) for s in v] for k, v in found.items()}
     if args.project_roots:
         return {name: project_sources(name, root) for name, root in args.project_roots}
     if args.files:
@@ -188,6 +202,18 @@ def file_sets(args: argparse.Namespace) -> dict[str, list[Source]]:
     sources = load_manifest(Path(args.manifest))
     splits = SPLITS if args.split == "all" else (args.split,)
     return {s: [src for src in sources if src.split == s] for s in splits}
+
+
+BIG_FOLDER = "bench_quality"
+"""Where the measured files go in the big workspace."""
+
+
+def moved_in(source: Source, root: Path) -> Source:
+    """``source`` copied into the big workspace's ``BIG_FOLDER``."""
+    dest = root / BIG_FOLDER / source.path.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(source.text, encoding="utf-8")
+    return dataclasses.replace(source, path=dest)
 
 
 def string_lines(source: Source) -> set[int]:
@@ -522,7 +548,7 @@ class Server:
                 f"nearline serve did not load the model ({self.state}): "
                 + (self.load_error or "; ".join(self.messages + self.stderr_tail[-5:]))
             )
-        if self.root is not None:
+        if self.root is not None and self.options.get("index", {}).get("enable", True):
             await self.wait_indexed()
 
     async def wait_indexed(self, timeout_s: float = 300) -> None:
@@ -1178,7 +1204,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--ab-cross-file", action="store_true", help="each row without, then with, cross-file")
     add("--quick", action="store_true", help="2 regions of 3 lines and 5 cuts per split")
     add("--json", metavar="FILE", help="write every pause and cut here")
+    bench_workspace.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.workspace == "big" and (args.project or args.git or args.ab_cross_file):
+        parser.error("--workspace big measures the manifest's files (or --files) in one workspace")
+    if args.workspace_files < 1:
+        parser.error("--workspace-files must be at least 1")
+    args.workspace_root = None  # the big workspace's folder, once it is made
     args.project_roots = []
     args.git_rows = set()
     for option, specs in (("--project", args.project), ("--git", args.git)):
@@ -1196,18 +1228,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 VARIANTS = (" no-xfile", " xfile")
 """Row-name suffixes of ``--ab-cross-file``: without and with cross-file context."""
+INDEX_VARIANTS = {True: " index-on", False: " index-off"}
+"""Row-name suffixes of ``--workspace big``: by ``index.enable``."""
 
 
 def base_name(split: str) -> str:
     """A row's split without its variant: both variants draw the same regions and cuts."""
-    for suffix in VARIANTS:
+    for suffix in (*VARIANTS, *INDEX_VARIANTS.values()):
         if split.endswith(suffix):
             return split[: -len(suffix)]
     return split
 
 
 def row_names(args: argparse.Namespace, sets: dict[str, list[Source]]) -> list[str]:
-    return [name for group, _, _ in groups_of(args, sets) for name in group]
+    """The rows in the order measured (``--workspace big``: each split's index-on row first)."""
+    names = [name for group, _, _ in groups_of(args, sets) for name in group]
+    if args.workspace_root is None:
+        return names
+    return sorted(names, key=lambda n: (list(sets).index(base_name(n)), n.endswith(" index-off")))
 
 
 Group = tuple[dict[str, list[Source]], Path | None, dict[str, Any] | None]
@@ -1217,6 +1255,8 @@ Group = tuple[dict[str, list[Source]], Path | None, dict[str, Any] | None]
 def groups_of(args: argparse.Namespace, sets: dict[str, list[Source]]) -> list[Group]:
     """One group per project (each its own workspace) or one for the manifest's files; with
     ``--ab-cross-file`` each twice, without and with cross-file context, rows named so."""
+    if args.workspace_root is not None:
+        return index_groups(args, sets)
     roots = dict(args.project_roots)
     plain_sets = {k: v for k, v in sets.items() if k not in roots}
     base: list[tuple[dict[str, list[Source]], Path | None]] = [
@@ -1234,6 +1274,19 @@ def groups_of(args: argparse.Namespace, sets: dict[str, list[Source]]) -> list[G
     for i, (group, root) in enumerate(base):
         for extra, suffix in (off, on) if i % 2 == 0 else (on, off):  # alternate the order
             out.append(({k + suffix: v for k, v in group.items()}, root, extra))
+    return out
+
+
+def index_groups(args: argparse.Namespace, sets: dict[str, list[Source]]) -> list[Group]:
+    """``--workspace big``: each split with the index on and off, in the big workspace (the
+    order alternating between splits)."""
+    chars = args.cross_file_chars
+    extra = {"completion": {"cross_file_chars": chars}} if chars is not None else None
+    out: list[Group] = []
+    for i, (split, sources) in enumerate(sets.items()):
+        for _, enable in bench_workspace.arm_order(i):
+            options = bench_workspace.merge_options(extra, bench_workspace.index_options(enable))
+            out.append(({split + INDEX_VARIANTS[enable]: sources}, args.workspace_root, options))
     return out
 
 
@@ -1343,6 +1396,16 @@ def finite(value: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.workspace == "small":
+        return run_main(args)
+    with tempfile.TemporaryDirectory(prefix="nearline-bench-big-") as tmp:
+        workspace = bench_workspace.build_workspace(Path(tmp) / "workspace", args.workspace_files)
+        args.workspace_root = workspace.root
+        print(f"workspace: {workspace.describe()}; measured files in {BIG_FOLDER}/", flush=True)
+        return run_main(args)
+
+
+def run_main(args: argparse.Namespace) -> int:
     sets = file_sets(args)
     t0 = time.perf_counter()
     out = asyncio.run(measure(args, sets))

@@ -1,6 +1,6 @@
 """The quality, speculative-decoding and index benchmarks: their scoring rules, and a short run
 of each (with the real default model where one runs), so they keep working (the figures are in
-the issue notes)."""
+the issue notes); the big-workspace mode's pieces (the workspace, the arms, the options)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import bench_latency as bl  # noqa: E402
 import bench_quality as bq  # noqa: E402
+import bench_workspace as bw  # noqa: E402
 
 
 def test_tab_writes_the_ghost_text_only_when_it_is_what_comes_next() -> None:
@@ -93,3 +97,88 @@ def test_bench_index_prints_its_figures() -> None:
 def test_bench_speculative_prints_both_speeds() -> None:
     out = run("bench_speculative.py", "--cuts", "2", "--max-tokens", "8")
     assert "no drafts" in out and "draft tokens" in out and "same output" in out
+
+
+def test_the_big_workspace_copies_text_source_files_again_until_there_are_enough(
+    tmp_path: Path,
+) -> None:
+    lib = tmp_path / "lib"
+    (lib / "pkg").mkdir(parents=True)
+    (lib / "pkg" / "a.py").write_text("import os\n")
+    (lib / "pkg" / "b.c").write_text("int b;\n")
+    (lib / "z.py").write_text("x = 1\n")
+    (lib / "empty.py").write_text("")
+    (lib / "latin1.py").write_bytes(b"s = '\xe9'\n")
+    (lib / "data.json").write_text("{}")
+    (lib / "site-packages").mkdir()
+    (lib / "site-packages" / "other.py").write_text("y = 2\n")  # not the venv's
+    (lib / "pkg" / "__pycache__").mkdir()
+    (lib / "pkg" / "__pycache__" / "a.py").write_text("stale\n")
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / "lib.py").write_text("def f(): ...\n")
+
+    ws = bw.build_workspace(tmp_path / "ws", 9, [("stdlib", lib), ("site-packages", venv)])
+    files = sorted(p.relative_to(ws.root).as_posix() for p in ws.root.rglob("*") if p.is_file())
+    assert ws.files == len(files) == 9
+    assert files == [
+        *("copy1/site-packages/lib.py", "copy1/stdlib/pkg/a.py", "copy1/stdlib/pkg/b.c"),
+        *("copy1/stdlib/z.py", "copy2/stdlib/z.py", "site-packages/lib.py"),
+        *("stdlib/pkg/a.py", "stdlib/pkg/b.c", "stdlib/z.py"),
+    ]
+    assert (ws.root / "stdlib" / "z.py").read_text() == "x = 1\n"
+    assert [(p.folder, p.files) for p in ws.parts] == [
+        ("stdlib", 3),
+        ("site-packages", 1),
+        ("copy1/stdlib", 3),
+        ("copy1/site-packages", 1),
+        ("copy2/stdlib", 1),
+    ]
+    assert ws.describe().startswith(f"9 source files in {ws.root}: stdlib/ 3 from {lib}")
+    assert ws.describe().endswith("copied again under copyN/: 5")
+    typed = ws.add(lib / "z.py", "typed.py")
+    assert typed == ws.root / "typed.py" and typed.read_text() == "x = 1\n"
+
+
+def test_the_big_workspace_takes_this_python_s_library_first(tmp_path: Path) -> None:
+    ws = bw.build_workspace(tmp_path / "ws", 30)
+    assert ws.files == 30 and [p.folder for p in ws.parts] == ["stdlib"]
+    assert all(p.suffix in bw.SOURCE_SUFFIXES for p in ws.root.rglob("*") if p.is_file())
+
+
+def test_the_arms_alternate_and_turn_the_index_off_by_the_editor_s_options() -> None:
+    assert [name for name, _ in bw.arm_order(0)] == ["index on", "index off"]
+    assert [name for name, _ in bw.arm_order(1)] == ["index off", "index on"]
+    assert bw.merge_options({"completion": {"time_budget_ms": 50}}, bw.index_options(False)) == {
+        "completion": {"time_budget_ms": 50},
+        "index": {"enable": False},
+    }
+    assert bw.merge_options(None, None) == {}
+
+
+def test_the_big_workspace_options_of_both_scripts(tmp_path: Path) -> None:
+    args = bl.parse_args(["--workspace", "big", "--workspace-files", "500", "--rounds", "2"])
+    assert (args.workspace, args.workspace_files, args.rounds) == ("big", 500, 2)
+    assert bl.parse_args([]).workspace == "small"
+    with pytest.raises(SystemExit):
+        bl.parse_args(["--workspace", "big", "--files"])
+
+    args = bq.parse_args(["--workspace", "big", "--split", "tune"])
+    args.workspace_root = tmp_path
+    sets = bq.file_sets(args)
+    assert all(s.path.parent == tmp_path / bq.BIG_FOLDER for s in sets["tune"])
+    assert bq.row_names(args, sets) == ["tune index-on", "tune index-off"]
+    (group, root, options), _ = bq.groups_of(args, sets)
+    assert root == tmp_path and options == {"index": {"enable": True}}
+    assert bq.base_name("held-out index-off") == "held-out"
+    with pytest.raises(SystemExit):
+        bq.parse_args(["--workspace", "big", "--ab-cross-file"])
+
+
+def test_the_full_window_is_this_rest_s_once_it_is_done() -> None:
+    before = {"uri": "file:///a.py", "short_ms": 20, "full_ms": 300}
+    assert bl.full_ms_of(before, before, "file:///b.py") is None  # the last rest's
+    assert bl.full_ms_of({"uri": "file:///b.py", "full_ms": None}, before, "file:///b.py") is None
+    assert bl.full_ms_of({"uri": "file:///b.py", "full_ms": 812}, before, "file:///b.py") == 812
+    assert bl.full_ms_of({"full_ms": 90}, None, "file:///b.py") == 90  # no uri reported
+    assert bl.full_ms_of(None, None, "file:///b.py") is None  # no rest reported (yet)
