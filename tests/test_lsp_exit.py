@@ -10,8 +10,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import diskcache
 import pytest
 
+from nearline.index.store import WRITE_EVERY
+from nearline.paths import project_store
 from support.rawlsp import RawLsp
 
 EXIT_S = 2.0
@@ -68,7 +71,7 @@ def big_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         body = "".join(
             f'def f{i}_{j}(a: int, b: str = \'x\') -> int:\n    """Doc {j}."""\n    return a\n\n'
-            for j in range(12)
+            for j in range(40)
         )
         (folder / f"m{i}.py").write_text(f"import os\n\nclass C{i}:\n    x: int = 1\n\n{body}")
     return root
@@ -93,6 +96,14 @@ def start(env: dict[str, str], root: Path, processes: int = 3) -> RawLsp:
         assert time.monotonic() < deadline, "the index build's processes never started"
         time.sleep(0.05)
     return raw
+
+
+def stored(store: Path) -> int:
+    """Records in the index store (read as another process)."""
+    if not (store / "cache.db").exists():
+        return 0
+    with diskcache.Cache(str(store)) as disk:
+        return len(disk)
 
 
 def index_stats(raw: RawLsp) -> dict[str, object]:
@@ -150,7 +161,11 @@ def test_killed_server_takes_its_index_build_along_and_the_build_resumes(
 ) -> None:
     raw = start(nearline_env, big_workspace)
     servers.append(raw)
-    time.sleep(2.0)  # some of the build is written
+    store = project_store(Path(nearline_env["NEARLINE_CACHE_DIR"]), "index", big_workspace)
+    deadline = time.monotonic() + 60
+    while stored(store) < 2 * WRITE_EVERY:  # some of the build is written, not all
+        assert time.monotonic() < deadline, "the build wrote nothing"
+        time.sleep(0.02)
     assert index_stats(raw)["building"] is True
     started = children_of(raw.proc.pid)
     t0 = time.monotonic()

@@ -62,6 +62,10 @@ class Scheduler:
         self._cv = threading.Condition()
         self._seq = itertools.count()
         self._closed = False
+        self._busy = False
+        self.on_busy: Callable[[bool], None] | None = None
+        """Called on the engine thread when it starts working (True) and when it has nothing
+        left to do (False)."""
         self.dropped = 0
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -99,8 +103,19 @@ class Scheduler:
                     job = min(live, key=lambda j: (j.priority, -j.seq))
                     self._pending.remove(job)
                     self._running = job
+                    self._set_busy(True)
                     return job
+                self._set_busy(False)
                 self._cv.wait()
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            if self.on_busy is not None:
+                try:
+                    self.on_busy(busy)
+                except Exception:  # a hook's failure is not the engine's
+                    log.exception("scheduler busy hook failed")
 
     def _loop(self) -> None:
         while (job := self._next()) is not None:
@@ -119,6 +134,11 @@ class Scheduler:
                 if job is not None and job.priority is Priority.BACKGROUND:
                     job.cancel()
             self._cv.notify()
+
+    @property
+    def busy(self) -> bool:
+        """Whether the engine thread is working (what ``on_busy`` said last)."""
+        return self._busy
 
     def idle(self) -> bool:
         with self._cv:

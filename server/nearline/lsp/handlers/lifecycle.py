@@ -57,9 +57,10 @@ def initialized(conn: Connection) -> None:
     """Start loading the model now, so the first keystroke does not pay for it."""
     loop = asyncio.get_running_loop()
     conn.notifier.loop = loop
-    conn.state.completions  # noqa: B018 (builds the service: the model starts loading)
+    service = conn.state.completions.service  # built: the model starts loading
     status(conn, state="loading", message="loading the model")
     conn.state.start_index()
+    hold_index(conn, service.scheduler.busy)  # the build waits for the model's load
     conn.watcher = loop.call_later(CONFIG_POLL_S, watch, conn)
 
 
@@ -159,7 +160,15 @@ def wire_service(conn: Connection, service: CompletionService) -> None:
             f"nearline: {service.cache.disk_error}", types.MessageType.Warning, key="cache"
         )
     service.load_future.add_done_callback(lambda fut: model_loaded(conn, fut))
+    service.scheduler.on_busy = lambda busy: hold_index(conn, busy)
     service.on_extended = lambda uri, ctx: completion_ready(conn, uri, ctx)
+
+
+def hold_index(conn: Connection, busy: bool) -> None:
+    """On the engine thread: the index's build pauses while the engine works."""
+    builder = conn.state.index_builder
+    if builder is not None:
+        builder.hold(busy)
 
 
 def model_loaded(conn: Connection, fut: Future[Any]) -> None:
