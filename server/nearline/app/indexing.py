@@ -84,7 +84,7 @@ class IndexBuilder:
             "store": str(index.store),
             "max_files": settings.index.max_files,
             "max_file_bytes": settings.index.max_file_kb * 1024,
-            "workers": settings.index.workers,
+            "workers": 0,  # one process: stopped and resumed whole, nothing left behind
             "local_only": list(settings.privacy.local_only),
             "parent": os.getpid(),
         }

@@ -148,7 +148,8 @@ class IndexSettings:
     max_file_kb: int = 512
     """Larger files are listed nowhere (generated code, data)."""
     workers: int = 2
-    """Low-priority processes that read a first build (0: a thread of the server)."""
+    """Low-priority processes that read an in-process first build (``nearline eval``); the
+    server's build is one process of its own (0: read in the building process)."""
 
     def __post_init__(self) -> None:
         _check(1 <= self.max_files <= 1_000_000, "index.max_files", self.max_files, "1..1000000")
