@@ -206,7 +206,7 @@ async def run_replay(
     t_start = time.perf_counter()
     client.initialized(types.InitializedParams())
     if root is not None:
-        await wait_settled(client)
+        await wait_settled(client, index=not args.type_while_indexing)
         t_start = time.perf_counter()
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
@@ -291,13 +291,16 @@ SWITCH_FILES = (
 library)."""
 
 
-async def wait_settled(client: LanguageClient, timeout_s: float = 600) -> None:
+async def wait_settled(
+    client: LanguageClient, timeout_s: float = 600, *, index: bool = True
+) -> None:
     """Until ``nearline/stats`` says the model is loaded and the project index (when there is
     one) is built."""
     give_up = time.perf_counter() + timeout_s
     while time.perf_counter() < give_up:
         stats = plain(await client.protocol.send_request_async("nearline/stats", None))
-        if stats.get("loaded") and (stats.get("index") or {"ready": True}).get("ready"):
+        built = (stats.get("index") or {"ready": True}).get("ready")
+        if stats.get("loaded") and (built or not index):
             return
         await asyncio.sleep(0.1)
     raise SystemExit(f"the server's model and index were not ready in {timeout_s:.0f} s")
@@ -822,6 +825,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_arguments(parser)
     parser.add_argument(
         "--rounds", type=int, default=1, help="--workspace big: turns of both arms (default 1)"
+    )
+    parser.add_argument(
+        "--type-while-indexing",
+        action="store_true",
+        help="--workspace big: start typing once the model is loaded, while the first build of "
+        "the index runs (default: once the index is built too)",
     )
     args = parser.parse_args(argv)
     if args.workspace == "big" and args.files:

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nearline.config import Settings
 from nearline.documents import language_of, path_of_uri
@@ -28,42 +29,37 @@ STOP_WAIT_S = 0.5
 """How long a killed build is waited for (to reap it)."""
 
 
-def open_index(root: Path | None, settings: Settings) -> ProjectIndex | None:
-    """The index of the workspace at ``root``, kept in the cache folder's ``index/`` (in
-    memory only when the disk cache is off), without the project's local-only files; None
-    when indexing is off or there is no root."""
+def _index_options(root: Path | None, settings: Settings) -> dict[str, Any] | None:
+    """What opens the index of the workspace at ``root``: its store in the cache folder's
+    ``index/`` (None when the disk cache is off), its limits, and the project's local-only
+    files left out; None when indexing is off or there is no root."""
     opts, local_only = settings.index, settings.privacy.local_only
     if root is None or not opts.enable or not root.is_dir():
         return None
     store = None
     if settings.cache.enable_disk:
         store = project_store(cache_dir(settings.cache.dir), "index", root)
-    return ProjectIndex(
-        root,
-        store,
-        max_files=opts.max_files,
-        max_file_bytes=opts.max_file_kb * 1024,
-        workers=opts.workers,
-        exclude=lambda rel: local_only_match(rel, local_only) is not None,
-    )
+    return {
+        "root": root,
+        "store": store,
+        "max_files": opts.max_files,
+        "max_file_bytes": opts.max_file_kb * 1024,
+        "exclude": lambda rel: local_only_match(rel, local_only) is not None,
+    }
+
+
+def open_index(root: Path | None, settings: Settings) -> ProjectIndex | None:
+    """The workspace's index, built in this process (in memory only when the disk cache is
+    off); None when indexing is off or there is no root."""
+    options = _index_options(root, settings)
+    return ProjectIndex(**options, workers=settings.index.workers) if options else None
 
 
 def open_shared_index(root: Path | None, settings: Settings) -> SharedIndex | None:
-    """The server's view of the workspace's index (see ``open_index``); a temporary store
-    when the disk cache is off. None when indexing is off or there is no root."""
-    opts, local_only = settings.index, settings.privacy.local_only
-    if root is None or not opts.enable or not root.is_dir():
-        return None
-    store = None
-    if settings.cache.enable_disk:
-        store = project_store(cache_dir(settings.cache.dir), "index", root)
-    return SharedIndex(
-        root,
-        store,
-        max_files=opts.max_files,
-        max_file_bytes=opts.max_file_kb * 1024,
-        exclude=lambda rel: local_only_match(rel, local_only) is not None,
-    )
+    """The server's view of the workspace's index (built by ``IndexBuilder``; a temporary
+    store when the disk cache is off); None when indexing is off or there is no root."""
+    options = _index_options(root, settings)
+    return SharedIndex(**options) if options else None
 
 
 class IndexBuilder:

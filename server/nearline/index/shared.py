@@ -18,7 +18,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from nearline.documents import language_of
-from nearline.index.store import FORMAT_KEY, Record, RefreshStats, open_store, saved_as
+from nearline.index.store import (
+    FORMAT_KEY,
+    Record,
+    RefreshStats,
+    open_store,
+    relative_path,
+    saved_as,
+)
 from nearline.index.symbols import FileEntry, digest_of, module_name, scan_text
 
 log = logging.getLogger(__name__)
@@ -176,10 +183,7 @@ class SharedIndex:
         return entry
 
     def relative(self, path: Path) -> str | None:
-        try:
-            return path.resolve().relative_to(self.root.resolve()).as_posix()
-        except (ValueError, OSError):
-            return None
+        return relative_path(self.root, path)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing is best effort

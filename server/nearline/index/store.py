@@ -135,6 +135,14 @@ def saved_as(path: Path, digest: str) -> tuple[int, int]:
     return -1, -1
 
 
+def relative_path(root: Path, path: Path) -> str | None:
+    """``path`` relative to ``root`` (POSIX), or None outside it."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return None
+
+
 def open_store(store: Path):  # type: ignore[no-untyped-def]
     """The index's diskcache at ``store`` (cleared when its layout is not ``FORMAT``; rebuilt
     when unreadable), and None; or None and why it cannot be had."""
@@ -322,10 +330,7 @@ class ProjectIndex:
         return entry
 
     def relative(self, path: Path) -> str | None:
-        try:
-            return path.resolve().relative_to(self.root.resolve()).as_posix()
-        except (ValueError, OSError):
-            return None
+        return relative_path(self.root, path)
 
     def _changed(self) -> None:
         """The caller holds the lock."""
