@@ -200,3 +200,24 @@ def test_a_damaged_window_file_is_ignored(tmp_path: Path) -> None:
     assert windows.get("file:///a.py") is None
     store.write_text('{"format": 1, "windows": {"file:///a.py": {"anchor": "x"}}}')
     assert WindowStore(store).get("file:///a.py") is None
+
+
+async def test_a_later_rest_grows_a_short_window_to_the_full_one(
+    services: list[CompletionService], index: ProjectIndex
+) -> None:
+    engine = qwen()
+    engine.gate = threading.Event()
+    service = make(services, index, engine)
+    service.rest(doc(index), *end(TEXT), "utf-32")
+    await rested(service, "short_ms")
+    typed = TEXT + "r"
+    await service.complete(doc(index, typed, 2), *end(typed), "utf-32")  # the short window
+    assert not engine.calls[-1].startswith("<|repo_name|>")
+    engine.gate.set()
+    service.rest(doc(index, typed, 2), *end(typed), "utf-32")  # a pause after typing
+    await rested(service, "full_ms")
+    await service.complete(doc(index, typed, 2), *end(typed), "utf-32")
+    assert engine.calls[-1] == engine.prefilled[-1]  # the full window, as evaluated
+    assert engine.calls[-1].startswith("<|repo_name|>p\n<|file_sep|>pkg/_models.py\n")
+    window = engine.calls[-1].rsplit("<|file_sep|>pkg/client.py\n", 1)[1]
+    assert len(window) > SHORT_PREFIX_CHARS + 100  # a full window, not the short one grown

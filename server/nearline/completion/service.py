@@ -20,6 +20,7 @@ from typing import Any
 from nearline.catalog import resolve_model_path
 from nearline.completion.cache import CompletionCache, cache_key
 from nearline.completion.context import (
+    KEEP_RATIO,
     CompletionContext,
     build_context,
     prompt_prefix,
@@ -160,8 +161,10 @@ class _RepoChoice:
     rel: str
     """The document's path in the project."""
     fixed: bool = False
-    """Kept until the anchor moves, even when the index becomes ready (a short window, or
-    the window kept across a restart)."""
+    """Kept until the anchor moves, even when the index becomes ready (a window evaluated at
+    a rest, or the window kept across a restart)."""
+    short: bool = False
+    """A rest's short window: the next rest grows it to a full one."""
 
 
 class CompletionService:
@@ -188,6 +191,7 @@ class CompletionService:
         """The project index the cross-file context comes from (set by the server)."""
         self._repo: dict[str, _RepoChoice] = {}
         """Per document: its cross-file blocks and when they were chosen."""
+        self._rels: dict[tuple[str, int], str] = {}
         self.windows = windows if windows is not None else WindowStore(None)
         """Each document's last window, kept across restarts."""
         self.on_extended: Callable[[str, CompletionContext], None] | None = None
@@ -256,34 +260,81 @@ class CompletionService:
         if stored is not None and stored.anchor == anchor:  # as before a restart: its state
             self._repo[view.uri] = _RepoChoice(anchor, ready, stored.blocks, stored.rel, True)
             return stored.blocks
-        blocks: tuple[Block, ...] = ()
-        path = path_of_uri(view.uri)
-        rel = project.relative(path) if path is not None else None
-        if ready and rel is not None:
-            blocks = tuple(blocks_for(rel, view.lines, project.modules(), budget))
-        self._repo[view.uri] = _RepoChoice(anchor, ready, blocks, rel or "")
-        self.windows.put(view.uri, Window(anchor, blocks, rel or ""))
+        blocks = self._choose_blocks(view)
+        rel = self._rel(view.uri)
+        self._repo[view.uri] = _RepoChoice(anchor, ready, blocks, rel)
+        self.windows.put(view.uri, Window(anchor, blocks, rel))
         return blocks
 
-    def _use_window(self, uri: str, ctx: CompletionContext, *, fixed: bool) -> None:
-        """Make ``ctx``'s window the document's: the next request there uses its anchor and
-        blocks (evaluated already)."""
-        kept = self._repo.get(uri)
-        rel = kept.rel if kept is not None else ""
+    def _choose_blocks(self, view: DocumentView) -> tuple[Block, ...]:
+        """The cross-file blocks for the document as it is (none until the index is ready)."""
+        project, budget = self.project, self.settings.completion.cross_file_chars
+        if project is None or budget <= 0 or not self.engine.template.repo:
+            return ()
+        rel = self._rel(view.uri)
+        if not project.ready.is_set() or not rel:
+            return ()
+        return tuple(blocks_for(rel, view.lines, project.modules(), budget))
+
+    def _rel(self, uri: str) -> str:
+        """The document's path in the project ("" outside one), found once per project."""
+        project = self.project
+        if project is None:
+            return ""
+        key = (uri, id(project))
+        if (rel := self._rels.get(key)) is None:
+            path = path_of_uri(uri)
+            rel = self._rels[key] = (project.relative(path) if path is not None else None) or ""
+        return rel
+
+    def _use_window(self, uri: str, ctx: CompletionContext, *, short: bool) -> None:
+        """Make ``ctx``'s window (evaluated already) the document's: the next request there
+        uses its anchor and blocks."""
+        rel = self._rel(uri)
         ready = self.project is not None and self.project.ready.is_set()
         self._anchors[uri] = ctx.anchor
-        self._repo[uri] = _RepoChoice(ctx.anchor, ready, ctx.repo, rel, fixed)
+        self._repo[uri] = _RepoChoice(ctx.anchor, ready, ctx.repo, rel, True, short)
         self.windows.put(uri, Window(ctx.anchor, ctx.repo, rel))
 
+    def _window_at(
+        self, view: DocumentView, line: int, character: int, encoding: str, *, short: bool
+    ) -> CompletionContext:
+        """The window at a position as a request would get it now, without making it the
+        document's. ``short``: cut to ``SHORT_PREFIX_CHARS``, no cross-file blocks. A full
+        window after a short one starts afresh at the cursor (with its blocks)."""
+        line, column = to_code_points(view, line, character, encoding)
+        opts = self.settings.completion
+        kept = self._repo.get(view.uri)
+        previous = self._anchors.get(view.uri)
+        if previous is None and (stored := self.windows.get(view.uri)) is not None:
+            previous = stored.anchor
+        if short or (kept is not None and kept.short):
+            previous = None
+        limit = min(SHORT_PREFIX_CHARS, opts.max_prefix_chars) if short else None
+        ctx = build_context(
+            view.lines,
+            line,
+            column,
+            previous_anchor=previous,
+            max_prefix_chars=limit or opts.max_prefix_chars,
+            max_suffix_chars=min(limit or opts.max_suffix_chars, opts.max_suffix_chars),
+            keep_ratio=1.0 if short else KEEP_RATIO,
+        )
+        if short:
+            return ctx
+        if kept is not None and kept.anchor == ctx.anchor and not kept.short:
+            return dataclasses.replace(ctx, repo=kept.blocks)
+        return dataclasses.replace(ctx, repo=self._choose_blocks(view))
+
     def forget(self, uri: str) -> None:
+        self._rels = {k: v for k, v in self._rels.items() if k[0] != uri}
         self._anchors.pop(uri, None)
         self._repo.pop(uri, None)
         self.shown.forget(uri)
 
     def _prompt(self, ctx: CompletionContext, uri: str) -> str:
         name = PurePosixPath(uri).name
-        kept = self._repo.get(uri) if ctx.repo else None
-        rel = kept.rel if kept is not None else ""
+        rel = self._rel(uri) if ctx.repo else ""
         project = self.project.root.name if self.project is not None else ""
         return build_prompt(self.engine.template, ctx, name, rel, project)
 
@@ -475,7 +526,8 @@ class CompletionService:
         is answered from it; then the full window, which becomes the document's when done.
         Only the newest rest is worked on: it cancels the background work before it."""
         t0 = time.perf_counter()
-        short = self._short_context(view, line, character, encoding)  # a bad position raises
+        short = self._window_at(view, line, character, encoding, short=True)  # may raise
+        full = self._window_at(view, line, character, encoding, short=False)
         self.stats.rests += 1
         record: dict[str, Any] = {
             "uri": view.uri,
@@ -488,7 +540,6 @@ class CompletionService:
         if not self.settings.completion.warmup:
             return
         self.scheduler.cancel_background()
-        full = self.context_for(view, line, character, encoding)
 
         def ms() -> float:
             return round((time.perf_counter() - t0) * 1000, 1)
@@ -497,7 +548,7 @@ class CompletionService:
             tokens = self.engine.tokenize(self._prompt(full, view.uri))
             cold = len(tokens) - self._cached(tokens) > COLD_TOKENS
             if cold and short.anchor > full.anchor:
-                self._use_window(view.uri, short, fixed=True)
+                self._use_window(view.uri, short, short=True)
                 self.engine.prefill(self.engine.tokenize(self._prompt(short, view.uri)), cancel)
                 if cancel.is_set():
                     return
@@ -505,29 +556,13 @@ class CompletionService:
             self.engine.prefill(tokens, cancel)
             if cancel.is_set():
                 return
-            self._use_window(view.uri, full, fixed=False)
+            self._use_window(view.uri, full, short=False)
             record["full_ms"] = ms()
             if record["short_ms"] is None:
                 record["short_ms"] = record["full_ms"]
             self.stats.warmups += 1
 
         self.scheduler.submit(Job(run=run, key=view.uri, priority=Priority.BACKGROUND))
-
-    def _short_context(
-        self, view: DocumentView, line: int, character: int, encoding: str
-    ) -> CompletionContext:
-        """The window at a position cut to ``SHORT_PREFIX_CHARS``, without cross-file blocks."""
-        line, column = to_code_points(view, line, character, encoding)
-        opts = self.settings.completion
-        return build_context(
-            view.lines,
-            line,
-            column,
-            previous_anchor=None,
-            max_prefix_chars=min(SHORT_PREFIX_CHARS, opts.max_prefix_chars),
-            max_suffix_chars=min(SHORT_PREFIX_CHARS, opts.max_suffix_chars),
-            keep_ratio=1.0,
-        )
 
     def _cached(self, tokens: Sequence[int]) -> int:
         """Leading tokens the engine has evaluated already (its cache, or a kept state)."""
