@@ -64,9 +64,9 @@ def open_shared_index(root: Path | None, settings: Settings) -> SharedIndex | No
 
 class IndexBuilder:
     """Brings a ``SharedIndex``'s store up to date in a child process
-    (``nearline.app.index_build``) at the lowest CPU priority: the server's threads only wait
-    for it. ``stop`` ends it (and its reading processes) at once; so does the server's end,
-    however it ends."""
+    (``nearline.app.index_build``) at the lowest CPU priority, paused while the engine works
+    (``hold``): the server's threads only wait for it. ``stop`` ends it at once; so does the
+    server's end, however it ends."""
 
     def __init__(
         self,
@@ -82,7 +82,6 @@ class IndexBuilder:
             "max_file_bytes": settings.index.max_file_kb * 1024,
             "workers": 0,  # one process: stopped and resumed whole, nothing left behind
             "local_only": list(settings.privacy.local_only),
-            "parent": os.getpid(),
         }
         self.on_done = on_done
         self.process: subprocess.Popen[bytes] | None = None
@@ -155,7 +154,7 @@ class IndexBuilder:
         return stats
 
     def stop(self) -> None:
-        """End the build now: its process group (the build and its reading processes) is
+        """End the build now: its process group is
         killed at once; what it wrote so far is kept (each batch is one transaction)."""
         with self._lock:
             self._stopped.set()
