@@ -154,8 +154,8 @@ class IndexBuilder:
         return stats
 
     def stop(self) -> None:
-        """End the build now: its process group is
-        killed at once; what it wrote so far is kept (each batch is one transaction)."""
+        """End the build now (its process group is killed); what it wrote so far is kept
+        (each batch is one transaction)."""
         with self._lock:
             self._stopped.set()
             process = self.process
