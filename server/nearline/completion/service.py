@@ -158,8 +158,6 @@ class _RepoChoice:
     ready: bool
     """Whether the project index was built."""
     blocks: tuple[Block, ...]
-    rel: str
-    """The document's path in the project."""
     fixed: bool = False
     """Kept until the anchor moves, even when the index becomes ready (a window evaluated at
     a rest, or the window kept across a restart)."""
@@ -231,20 +229,25 @@ class CompletionService:
     ) -> CompletionContext:
         line, column = to_code_points(view, line, character, encoding)
         opts = self.settings.completion
-        previous = self._anchors.get(view.uri)
-        if previous is None and (kept := self.windows.get(view.uri)) is not None:
-            previous = kept.anchor  # the window before a restart: its state may be on disk
         ctx = build_context(
             view.lines,
             line,
             column,
-            previous_anchor=previous,
+            previous_anchor=self._previous_anchor(view.uri),
             max_prefix_chars=opts.max_prefix_chars,
             max_suffix_chars=opts.max_suffix_chars,
         )
         self._anchors[view.uri] = ctx.anchor
         repo = self._repo_blocks(view, ctx.anchor)
         return dataclasses.replace(ctx, repo=repo) if repo else ctx
+
+    def _previous_anchor(self, uri: str) -> int | None:
+        """The document's window start: this run's, else the one kept before a restart (its
+        evaluated state may be on disk)."""
+        previous = self._anchors.get(uri)
+        if previous is None and (kept := self.windows.get(uri)) is not None:
+            previous = kept.anchor
+        return previous
 
     def _repo_blocks(self, view: DocumentView, anchor: int) -> tuple[Block, ...]:
         """The document's cross-file blocks, chosen again only when the window's anchor moved
@@ -258,12 +261,11 @@ class CompletionService:
             return kept.blocks
         stored = self.windows.get(view.uri) if kept is None else None
         if stored is not None and stored.anchor == anchor:  # as before a restart: its state
-            self._repo[view.uri] = _RepoChoice(anchor, ready, stored.blocks, stored.rel, True)
+            self._repo[view.uri] = _RepoChoice(anchor, ready, stored.blocks, True)
             return stored.blocks
         blocks = self._choose_blocks(view)
-        rel = self._rel(view.uri)
-        self._repo[view.uri] = _RepoChoice(anchor, ready, blocks, rel)
-        self.windows.put(view.uri, Window(anchor, blocks, rel))
+        self._repo[view.uri] = _RepoChoice(anchor, ready, blocks)
+        self.windows.put(view.uri, Window(anchor, blocks))
         return blocks
 
     def _choose_blocks(self, view: DocumentView) -> tuple[Block, ...]:
@@ -290,11 +292,10 @@ class CompletionService:
     def _use_window(self, uri: str, ctx: CompletionContext, *, short: bool) -> None:
         """Make ``ctx``'s window (evaluated already) the document's: the next request there
         uses its anchor and blocks."""
-        rel = self._rel(uri)
         ready = self.project is not None and self.project.ready.is_set()
         self._anchors[uri] = ctx.anchor
-        self._repo[uri] = _RepoChoice(ctx.anchor, ready, ctx.repo, rel, True, short)
-        self.windows.put(uri, Window(ctx.anchor, ctx.repo, rel))
+        self._repo[uri] = _RepoChoice(ctx.anchor, ready, ctx.repo, True, short)
+        self.windows.put(uri, Window(ctx.anchor, ctx.repo))
 
     def _window_at(
         self, view: DocumentView, line: int, character: int, encoding: str, *, short: bool
@@ -305,11 +306,8 @@ class CompletionService:
         line, column = to_code_points(view, line, character, encoding)
         opts = self.settings.completion
         kept = self._repo.get(view.uri)
-        previous = self._anchors.get(view.uri)
-        if previous is None and (stored := self.windows.get(view.uri)) is not None:
-            previous = stored.anchor
-        if short or (kept is not None and kept.short):
-            previous = None
+        fresh = short or (kept is not None and kept.short)
+        previous = None if fresh else self._previous_anchor(view.uri)
         limit = min(SHORT_PREFIX_CHARS, opts.max_prefix_chars) if short else None
         ctx = build_context(
             view.lines,

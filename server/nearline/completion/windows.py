@@ -30,14 +30,12 @@ class Window:
     anchor: int
     """The window's first line."""
     blocks: tuple[Block, ...]
-    rel: str
-    """The document's path in the project ("" outside one)."""
 
 
 def _parse(raw: Any) -> Window | None:
     try:
         blocks = tuple(Block(str(p), str(t)) for p, t in raw["blocks"])
-        return Window(int(raw["anchor"]), blocks, str(raw.get("rel", "")))
+        return Window(int(raw["anchor"]), blocks)
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -99,7 +97,6 @@ class WindowStore:
                 "windows": {
                     uri: {
                         "anchor": w.anchor,
-                        "rel": w.rel,
                         "blocks": [[b.path, b.text] for b in w.blocks],
                     }
                     for uri, w in self._windows.items()

@@ -17,16 +17,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from nearline.documents import language_of
 from nearline.index.store import (
     FORMAT_KEY,
     Record,
     RefreshStats,
+    module_names,
     open_store,
     relative_path,
     saved_as,
 )
-from nearline.index.symbols import FileEntry, digest_of, module_name, scan_text
+from nearline.index.symbols import FileEntry, digest_of, scan_text
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +50,6 @@ class Modules(Mapping[str, FileEntry]):
 
     def __len__(self) -> int:
         return len(self._names)
-
-
-def module_names(paths: list[str]) -> dict[str, str]:
-    """Dotted name → path for the Python files among ``paths``; the shortest path wins."""
-    found: dict[str, str] = {}
-    for rel in sorted(paths, key=lambda p: (p.count("/"), p)):
-        if language_of(rel) != "python":
-            continue
-        parts = module_name(rel).split(".")
-        for i in range(len(parts)):
-            found.setdefault(".".join(parts[i:]), rel)
-    return found
 
 
 class SharedIndex:

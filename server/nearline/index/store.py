@@ -22,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from nearline.documents import language_of
 from nearline.index.process import die_with_parent, lowest_priority
 from nearline.index.symbols import FileEntry, digest_of, module_name, scan_text
 from nearline.index.walk import Found, walk
@@ -133,6 +134,19 @@ def saved_as(path: Path, digest: str) -> tuple[int, int]:
     except OSError:
         pass
     return -1, -1
+
+
+def module_names(paths: Iterable[str]) -> dict[str, str]:
+    """Dotted name → path for the Python files among ``paths``: ``a.b.c`` is also found as
+    ``b.c`` and ``c``; the shortest path wins a tie."""
+    found: dict[str, str] = {}
+    for rel in sorted(paths, key=lambda p: (p.count("/"), p)):
+        if language_of(rel) != "python":
+            continue
+        parts = module_name(rel).split(".")
+        for i in range(len(parts)):
+            found.setdefault(".".join(parts[i:]), rel)
+    return found
 
 
 def relative_path(root: Path, path: Path) -> str | None:
@@ -358,14 +372,8 @@ class ProjectIndex:
         with self._lock:
             if self._modules is not None:
                 return self._modules
-            records = sorted(self._records.items(), key=lambda kv: (kv[0].count("/"), kv[0]))
-        found: dict[str, FileEntry] = {}
-        for rel, record in records:
-            if record.entry.language != "python":
-                continue
-            parts = module_name(rel).split(".")
-            for i in range(len(parts)):
-                found.setdefault(".".join(parts[i:]), record.entry)
+            entries = {rel: record.entry for rel, record in self._records.items()}
+        found = {name: entries[rel] for name, rel in module_names(entries).items()}
         with self._lock:
             self._modules = found
         return found
