@@ -79,6 +79,16 @@ function M.lsp_config(opts)
   }
 end
 
+--- The nearline client an LspAttach or LspDetach event is about, or nil.
+---@param args vim.api.keyset.create_autocmd.callback_args
+---@return vim.lsp.Client?
+function M.client_of(args)
+  local client = vim.lsp.get_client_by_id(args.data.client_id)
+  if client and client.name == M.name then
+    return client
+  end
+end
+
 --- The server settings a client was started with, without the optional `nearline` wrapper.
 ---@param client vim.lsp.Client
 ---@return table

@@ -44,8 +44,8 @@ function M.setup(opts)
   vim.api.nvim_create_autocmd('LspAttach', {
     group = augroup,
     callback = function(args)
-      local client = vim.lsp.get_client_by_id(args.data.client_id)
-      if client and client.name == config.name and not status.enabled then
+      local client = config.client_of(args)
+      if client and not status.enabled then
         commands.apply_enabled(client) -- toggled off before this client started
       end
     end,
@@ -53,9 +53,10 @@ function M.setup(opts)
   vim.api.nvim_create_autocmd('LspDetach', {
     group = augroup,
     callback = function(args)
-      local client = vim.lsp.get_client_by_id(args.data.client_id)
-      if client and client.name == config.name and vim.tbl_count(client.attached_buffers) <= 1 then
+      local client = config.client_of(args)
+      if client and vim.tbl_count(client.attached_buffers) <= 1 then -- its last buffer
         status.forget(client.id)
+        require('nearline.rest').forget(client.id)
       end
     end,
   })

@@ -86,18 +86,8 @@ function M.setup(augroup)
   vim.api.nvim_create_autocmd('LspAttach', {
     group = augroup,
     callback = function(args)
-      local client = vim.lsp.get_client_by_id(args.data.client_id)
-      if client and client.name == config.name and args.buf == vim.api.nvim_get_current_buf() then
+      if config.client_of(args) and args.buf == vim.api.nvim_get_current_buf() then
         M.schedule()
-      end
-    end,
-  })
-  vim.api.nvim_create_autocmd('LspDetach', {
-    group = augroup,
-    callback = function(args)
-      local client = vim.lsp.get_client_by_id(args.data.client_id)
-      if client and client.name == config.name and vim.tbl_count(client.attached_buffers) <= 1 then
-        M.forget(client.id)
       end
     end,
   })
