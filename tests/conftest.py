@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nearline.completion import CompletionService
 from support import TEST_DATA
 from support.lsp_client import Client
 from support.net import free_port
@@ -45,6 +46,15 @@ def nearline_env(tmp_path: Path) -> dict[str, str]:
     )
     env.pop("NEARLINE_CATALOG", None)
     return env
+
+
+@pytest.fixture
+def services() -> Iterator[list[CompletionService]]:
+    """Completion services a test makes; closed after it."""
+    made: list[CompletionService] = []
+    yield made
+    for service in made:
+        service.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -64,14 +64,6 @@ def index(tmp_path: Path) -> ProjectIndex:
     built = ProjectIndex(root, None)
     built.refresh()
     return built
-
-
-@pytest.fixture
-def services() -> Iterator[list[CompletionService]]:
-    made: list[CompletionService] = []
-    yield made
-    for service in made:
-        service.close()
 
 
 def make(

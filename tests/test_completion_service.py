@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from nearline.completion import CompletionService, Source
 from nearline.completion.cache import CompletionCache
@@ -29,14 +26,6 @@ def view(text: str, version: int = 1) -> DocumentView:
 def end_of(text: str) -> tuple[int, int]:
     lines = text.split("\n")
     return len(lines) - 1, len(lines[-1])
-
-
-@pytest.fixture
-def services() -> Iterator[list[CompletionService]]:
-    made: list[CompletionService] = []
-    yield made
-    for service in made:
-        service.close()
 
 
 def make(
