@@ -15,8 +15,10 @@ import pytest
 
 from nearline.completion import CompletionService
 from support import TEST_DATA
+from support import postgres as pg_support
 from support.lsp_client import Client
 from support.net import free_port
+from support.postgres import LocalPostgres
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +67,25 @@ async def client(nearline_env: dict[str, str]) -> AsyncIterator[Client]:
         yield c
     finally:
         await c.finish()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server for the session (skipped, saying how to get one, without)."""
+    if not pg_support.available():
+        pytest.skip(f"team tests need a real PostgreSQL: {pg_support.INSTALL_HINT}")
+    server = LocalPostgres()
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def team_url(postgres: LocalPostgres, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh team database; its URL is also in ``NEARLINE_TEAM_URL``."""
+    url = pg_support.new_database(postgres)
+    monkeypatch.setenv("NEARLINE_TEAM_URL", url)
+    return url
 
 
 @pytest.fixture

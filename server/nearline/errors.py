@@ -20,6 +20,7 @@ what went wrong and, where there is one, how to fix it::
      │    └── OfflineError           the provider cannot be reached
      ├── DiffError                   an answer's diff does not apply to the current text
      ├── LedgerError                 the usage ledger cannot be read (a report, a budget)
+     ├── TeamError                   the team database cannot be used (down, wrong, refused)
      └── EvalError                   ``nearline eval`` cannot run: no git history, a cost cap
 
 Cancellation is not an error: superseded or cancelled work raises ``asyncio.CancelledError`` or
@@ -110,6 +111,16 @@ class DiffError(NearlineError):
 
 class LedgerError(NearlineError):
     """The usage ledger cannot be read; writing problems are messages, never exceptions."""
+
+
+class TeamError(NearlineError):
+    """The team database cannot be reached, read or written. ``down`` tells an outage (try
+    again later) from a mistake to fix (a wrong URL or password, a newer schema, no rights);
+    the message never holds the connection string or its password."""
+
+    def __init__(self, message: str, *, down: bool = False) -> None:
+        super().__init__(message)
+        self.down = down
 
 
 class EvalError(NearlineError):

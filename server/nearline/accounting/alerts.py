@@ -44,13 +44,15 @@ def spike(
     daily: Mapping[str, tuple[float, int]],
     settings: AlertSettings,
     first_day: str | None = None,
+    *,
+    window: int = WINDOW_DAYS,
 ) -> Spike | None:
-    """Whether ``day`` spent (or sent) more than ``spike_factor`` times the average of the 7
-    days before it, and at least the minimum. ``daily``: day → (USD, cloud tokens).
+    """Whether ``day`` spent (or sent) more than ``spike_factor`` times the average of the
+    ``window`` days before it, and at least the minimum. ``daily``: day → (USD, cloud tokens).
     ``first_day``: the ledger's first day; the days before it are no history (a first day is
     never a spike, a second one is measured against the first)."""
     date = dt.date.fromisoformat(day)
-    before = [(date - dt.timedelta(days=i)).isoformat() for i in range(1, WINDOW_DAYS + 1)]
+    before = [(date - dt.timedelta(days=i)).isoformat() for i in range(1, window + 1)]
     if first_day is not None:
         before = [d for d in before if d >= first_day]
     if not before:

@@ -22,17 +22,32 @@ class Spend:
 
 
 @dataclass(frozen=True)
+class TeamSpending:
+    """The team's spend (its database's last figure plus this machine's unsent rows)."""
+
+    developer_day: Spend = Spend()
+    developer_month: Spend = Spend()
+    project_day: Spend = Spend()
+    project_month: Spend = Spend()
+    total_day: Spend = Spend()
+    total_month: Spend = Spend()
+
+
+@dataclass(frozen=True)
 class Spending:
     project_day: Spend = Spend()
     project_month: Spend = Spend()
     user_day: Spend = Spend()
     user_month: Spend = Spend()
+    team: TeamSpending | None = None
+    """None: no team caps apply, or the team's figure is unknown (``team_unknown`` says why)."""
+    team_unknown: str = ""
 
 
 @dataclass(frozen=True)
 class Limit:
     scope: str
-    """"project" or "user"."""
+    """"project" or "user"; "team-developer", "team-project" or "team" for team caps."""
     period: str
     """"daily" or "monthly"."""
     unit: str
@@ -41,8 +56,14 @@ class Limit:
     used: float
 
     def describe(self) -> str:
-        whose = "this project's" if self.scope == "project" else "your"
-        return f"{whose} {self.period} {'budget' if self.unit == 'usd' else 'token budget'}"
+        kind = f"{self.period} {'budget' if self.unit == 'usd' else 'token budget'}"
+        return {
+            "project": f"this project's {kind}",
+            "user": f"your {kind}",
+            "team-developer": f"the team's {kind} per developer (budget.team.developer)",
+            "team-project": f"the team's {kind} for this project (budget.team.project)",
+            "team": f"the team's total {kind} (budget.team.total)",
+        }[self.scope]
 
     def amount(self, value: float) -> str:
         return f"${value:,.2f}" if self.unit == "usd" else f"{int(value):,} tokens"
@@ -80,7 +101,22 @@ def _limits(settings: BudgetSettings, spending: Spending) -> Iterator[Limit]:
         ("user", "daily"): spending.user_day,
         ("user", "monthly"): spending.user_month,
     }
-    for scope, caps in (("project", settings.project), ("user", settings.user)):
+    scopes = [("project", settings.project), ("user", settings.user)]
+    if spending.team is not None:
+        t = spending.team
+        spends = {
+            **spends,
+            ("team-developer", "daily"): t.developer_day,
+            ("team-developer", "monthly"): t.developer_month,
+            ("team-project", "daily"): t.project_day,
+            ("team-project", "monthly"): t.project_month,
+            ("team", "daily"): t.total_day,
+            ("team", "monthly"): t.total_month,
+        }
+        team = settings.team
+        scopes += [("team-developer", team.developer), ("team-project", team.project)]
+        scopes.append(("team", team.total))
+    for scope, caps in scopes:
         for period in ("daily", "monthly"):
             spend = spends[(scope, period)]
             usd, tokens = _caps(caps, period)
@@ -103,10 +139,28 @@ def check(
     est_usd: float,
     est_tokens: int,
     now: float | None = None,
+    team_closed: bool = False,
 ) -> Verdict:
-    """Whether a cloud request estimated at ``est_usd`` and ``est_tokens`` fits the budgets."""
+    """Whether a cloud request estimated at ``est_usd`` and ``est_tokens`` fits the budgets.
+    Team caps whose figure is unknown (``spending.team_unknown``) refuse the request when
+    ``team_closed`` (``team.when_unreachable = "closed"``), else warn once a day."""
     now = time.time() if now is None else now
     warnings = []
+    if spending.team_unknown and settings.team.any():
+        if team_closed:
+            return Verdict(
+                exceeded=Limit("team", "daily", "usd", 0.0, 0.0),
+                message=(
+                    f"team budgets cannot be checked ({spending.team_unknown}), and "
+                    'team.when_unreachable = "closed" refuses escalations until they can'
+                ),
+            )
+        warnings.append(
+            (
+                f"team-unknown:{_period_key('daily', now)}",
+                f"nearline: team budgets are not checked for now: {spending.team_unknown}",
+            )
+        )
     for limit in _limits(settings, spending):
         estimate = est_usd if limit.unit == "usd" else est_tokens
         if limit.used + estimate > limit.cap:

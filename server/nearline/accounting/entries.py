@@ -49,6 +49,8 @@ class Entry:
     """Sent off this machine (what token budgets count)."""
     accepted: bool | None = None
     """For completions shown to the person: whether they took it (None: not a suggestion)."""
+    chars: int = 0
+    """A shown suggestion's length in characters (what Tab writes when it is taken)."""
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)
     ts: float = field(default_factory=time.time)
 
@@ -74,6 +76,7 @@ class Entry:
             None if self.accepted is None else int(self.accepted),
             self.client,
             int(self.cloud),
+            self.chars,
         )
 
 
@@ -95,10 +98,11 @@ def completion_entry(
     language: str,
     client: str = "lsp",
     shown: bool = False,
+    chars: int = 0,
 ) -> Entry:
     """An autocomplete request on the local model: the tokens it evaluated (``input``), reused
     from its KV cache (``cache_read``) and generated. ``shown``: a suggestion went to an editor,
-    which may accept it."""
+    which may accept it, ``chars`` long."""
     return Entry(
         task=AUTOCOMPLETE,
         outcome=outcome,
@@ -112,6 +116,7 @@ def completion_entry(
         language=language,
         client=client,
         accepted=False if shown else None,
+        chars=chars if shown else 0,
     )
 
 

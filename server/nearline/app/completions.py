@@ -56,6 +56,7 @@ def entry_of(
         language=language,
         client=client,
         shown=shown and bool(result.text),
+        chars=len(result.text),
     )
 
 

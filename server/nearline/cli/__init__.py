@@ -1,5 +1,5 @@
-"""The ``nearline`` command: serve, complete, models, route, doctor, usage, prices, eval (one
-module each)."""
+"""The ``nearline`` command: serve, complete, models, route, doctor, usage, prices, eval, team
+(one module each)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 
 from nearline import __version__
-from nearline.cli import complete, doctor, evaluate, models, prices, route, serve, usage
+from nearline.cli import complete, doctor, evaluate, models, prices, route, serve, team, usage
 from nearline.cli.common import add_model_flags
 from nearline.errors import NearlineError
 
@@ -23,6 +23,7 @@ COMMANDS = {
     "usage": usage.run,
     "prices": prices.run,
     "eval": evaluate.run,
+    "team": team.run,
 }
 
 
@@ -86,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     period.add_argument("--monthly", dest="period", action="store_const", const="month")
     p_usage.add_argument(
         "--by",
-        choices=["model", "tier", "project", "task", "client"],
-        help="group by this instead (client: lsp, complete, eval, ...)",
+        choices=["model", "tier", "project", "task", "client", "developer"],
+        help="group by this instead (client: lsp, complete, eval, ...; developer: with --team)",
+    )
+    p_usage.add_argument(
+        "--team", action="store_true", help="the whole team's usage, from the team database"
     )
     p_usage.add_argument("--since", metavar="YYYY-MM-DD", help="first day (default: 30 days ago)")
     p_usage.add_argument("--until", metavar="YYYY-MM-DD", help="last day (default: today)")
@@ -130,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--json", action="store_true", help="print JSON")
     p_eval.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     add_model_flags(p_eval)
+
+    p_team = sub.add_parser(
+        "team", help="the team ledger: `team status` (default), `team sync` (send now)"
+    )
+    p_team.add_argument("action", nargs="?", choices=["status", "sync"], default="status")
+    p_team.add_argument("--json", action="store_true", help="print JSON (status)")
 
     args = parser.parse_args(argv)
     _setup_logging(

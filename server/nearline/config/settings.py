@@ -18,6 +18,9 @@ from typing import Any
 
 import cattrs
 
+from nearline.config.checks import Caps, RangeError
+from nearline.config.checks import check as _check
+from nearline.config.team import TeamCaps, TeamSettings
 from nearline.errors import ConfigError
 from nearline.tasks import TASK_NAMES
 from nearline.vocab import StrEnum
@@ -355,21 +358,6 @@ class PriceSettings:
 
 
 @dataclass(frozen=True)
-class Caps:
-    """Spending caps; None means no cap. Tokens count requests sent off this machine."""
-
-    daily_usd: float | None = None
-    monthly_usd: float | None = None
-    daily_tokens: int | None = None
-    monthly_tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            _check(value is None or value >= 0, f"budget.*.{f.name}", value, "a number >= 0")
-
-
-@dataclass(frozen=True)
 class BudgetSettings:
     project: Caps = field(default_factory=Caps)
     """Caps on what this project (the folder with .nearline.toml) spends."""
@@ -381,6 +369,8 @@ class BudgetSettings:
     """At a cap: "refuse" escalations with a message, or "downgrade" to ``downgrade_to``."""
     downgrade_to: str = "local"
     """The tier a request goes to instead when a budget is spent and on_exceeded = "downgrade"."""
+    team: TeamCaps = field(default_factory=TeamCaps)
+    """Caps over the whole team (read from the team database; needs ``[team]``)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -521,6 +511,8 @@ class Settings:
     usage: UsageSettings = field(default_factory=UsageSettings)
     project_map: ProjectMapSettings = field(default_factory=ProjectMapSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    team: TeamSettings | None = None
+    """The team ledger on PostgreSQL; None (no ``[team]`` table): this machine only."""
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -578,16 +570,6 @@ class Settings:
         )
 
 
-class _RangeError(ValueError):
-    def __init__(self, key: str, value: Any, allowed: str) -> None:
-        super().__init__(f"{key} = {value!r} is not allowed; expected {allowed}")
-
-
-def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise _RangeError(key, value, allowed)
-
-
 class _TypeMismatch(TypeError):
     pass
 
@@ -613,7 +595,7 @@ for _kind in (bool, int, float, str):
 
 
 def _format(exc: BaseException, kind: type | None) -> str:
-    if isinstance(exc, (_RangeError, _TypeMismatch)):
+    if isinstance(exc, (RangeError, _TypeMismatch)):
         return str(exc)
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
         return f"unknown key(s) {', '.join(sorted(exc.extra_fields))}"
@@ -635,7 +617,7 @@ def parse_settings(
         if check_references:
             settings.check_references()
         return settings
-    except _RangeError as exc:
+    except RangeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except cattrs.BaseValidationError as exc:
         messages = []

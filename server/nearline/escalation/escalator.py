@@ -193,7 +193,11 @@ class Escalator:
 
         def fits(d: Decision) -> budget.Verdict:
             tokens = d.est_tokens + d.est_output_tokens
-            return budget.check(opts, spent, est_usd=d.est_cost_usd, est_tokens=tokens)
+            team = self.settings.team
+            closed = team is not None and team.when_unreachable == "closed"
+            return budget.check(
+                opts, spent, est_usd=d.est_cost_usd, est_tokens=tokens, team_closed=closed
+            )
 
         check = fits(decision)
         if check.exceeded is None:

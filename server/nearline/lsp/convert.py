@@ -10,7 +10,7 @@ from typing import Any
 from lsprotocol import types
 
 from nearline.completion import CompletionResult
-from nearline.documents import split_lines, to_client_units
+from nearline.documents import OpenDocument, column_of, split_lines, to_client_units
 from nearline.escalation.results import FileChange
 
 WORD_CHARS = "_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -113,3 +113,11 @@ def change_end(
     if "\n" in text:
         return start.line + text.count("\n"), len(text.rsplit("\n", 1)[1])
     return start.line, start.character + len(text)
+
+
+def code_points(doc: OpenDocument, position: types.Position, encoding: str) -> tuple[int, int]:
+    """A client position as (line, code-point column), clamped to the document."""
+    lines = doc.lines
+    line = min(max(position.line, 0), len(lines))
+    text = lines[line].rstrip("\r\n") if line < len(lines) else ""
+    return line, column_of(text, position.character, encoding)

@@ -18,15 +18,17 @@ from nearline.app.completions import Completions
 from nearline.app.escalations import Escalations
 from nearline.app.indexing import IndexBuilder, index_text, open_shared_index
 from nearline.app.project import project_of
+from nearline.app.team import TeamLink, with_team
 from nearline.catalog import resolve_model_path
 from nearline.completion import CompletionService, build_service
 from nearline.config import ConfigStack, Settings, merge
-from nearline.documents import OpenDocument, column_of
+from nearline.documents import OpenDocument
 from nearline.errors import ConfigError, LedgerError, UnknownDocumentError
 from nearline.escalation.escalator import Escalator
 from nearline.index import FileEntry
 from nearline.index.shared import SharedIndex
 from nearline.index.store import RefreshStats
+from nearline.lsp.convert import code_points
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class ServerState:
         """Makes the completion service for the settings (a fake engine's, in tests)."""
         self.settings: Settings = self.stack.settings
         self.ledger: Ledger | None = None
+        self.team: TeamLink | None = None
         self.documents: dict[str, OpenDocument] = {}
         self.on_new_service: Callable[[CompletionService], None] | None = None
         """Called with every completion service built (wires its notifications)."""
@@ -51,7 +54,7 @@ class ServerState:
         self.index: SharedIndex | None = None
         """The workspace's project index; built in the background after ``initialized``."""
         self.index_builder: IndexBuilder | None = None
-        """The child process that brings the index up to date (``index_build``)."""
+        """The child process that builds the index (``index_build``)."""
         self.on_indexed: Callable[[RefreshStats], None] | None = None
         self.escalations = Escalations(
             Escalator(
@@ -70,8 +73,7 @@ class ServerState:
 
     # -- settings ----------------------------------------------------------------------------
     def set_editor_options(self, options: Mapping[str, Any]) -> None:
-        """Editor settings; clients often send only what changed: it goes over what they
-        sent before."""
+        """Editor settings; what a client sends goes over what it sent before."""
         if isinstance(options.get("nearline"), Mapping):
             options = options["nearline"]
         self.stack.editor = merge(self.stack.editor, options)
@@ -99,6 +101,8 @@ class ServerState:
             else:
                 completions.service.reconfigure(new)
         self.escalations.escalator.reconfigure(new, self.stack.root)
+        if self.team:
+            self.team.configure(new, self.stack.root)
         indexed = (old.index, old.cache, old.privacy.local_only)
         if self.index is not None and indexed != (new.index, new.cache, new.privacy.local_only):
             self.stop_index()  # a new one, built as the settings now say
@@ -113,7 +117,7 @@ class ServerState:
 
     # -- the project index -------------------------------------------------------------------
     def start_index(self) -> None:
-        """Open the workspace's index and build it in the background (nothing waits)."""
+        """Open the workspace's index and build it in the background."""
         if self.index is None:
             self.index = open_shared_index(self.stack.root, self.settings)
             if self.index is not None:
@@ -145,9 +149,11 @@ class ServerState:
         return lambda: index_text(index, uri, text)
 
     # -- the use cases -----------------------------------------------------------------------
-    def start_ledger(self, on_error: Callable[[str], None]) -> None:
+    def start_ledger(self, on_error: Callable[[str], None], on_team: Callable[[str], None]) -> None:
         self.ledger = Ledger(on_error=on_error)
         self.escalations.ledger = self.ledger
+        self.team = TeamLink(self.ledger, on_team)
+        self.team.configure(self.settings, self.stack.root)
 
     @property
     def completions(self) -> Completions:
@@ -163,23 +169,22 @@ class ServerState:
 
     @property
     def service(self) -> CompletionService | None:
-        """The completion service, if one was built."""
         return self._completions.service if self._completions is not None else None
 
     def _spending(self) -> Spending | None:
-        """What has been spent (for budgets); None without a ledger or when it cannot be
-        read (budgets are then not checked, and that is said once)."""
+        """Spent so far, the team's too; None: budgets go unchecked (said once)."""
         if self.ledger is None:
             return None
         try:
-            return self.ledger.spending(self.project().root)
+            spent = self.ledger.spending(self.project().root)
+            return with_team(spent, self.team, self.project().name, self.settings)
         except LedgerError as exc:
             if self.on_budget_error is not None:
                 self.on_budget_error(exc)
             return None
 
     def spend_today(self) -> float:
-        return round(self.ledger.spend_today(), 6) if self.ledger is not None else 0.0
+        return round(self.ledger.spend_today(), 6) if self.ledger else 0.0
 
     def close(self) -> None:
         """Let go of everything, the index's build first (a second call does nothing)."""
@@ -190,6 +195,8 @@ class ServerState:
         if self._completions is not None:
             self._completions.service.close()
             self._completions = None
+        if self.team:
+            self.team.close()
         if self.ledger is not None:
             self.ledger.close(timeout=2.0)  # rows the database takes by then; shutdown waits
 
@@ -218,8 +225,8 @@ class ServerState:
             return None
         for change in changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
-                start = _code_points(doc, change.range.start, encoding)
-                end = _code_points(doc, change.range.end, encoding)
+                start = code_points(doc, change.range.start, encoding)
+                end = code_points(doc, change.range.end, encoding)
                 doc.change(start, end, change.text, version)
             else:
                 doc.replace(change.text, version)
@@ -240,11 +247,3 @@ class ServerState:
 
     def root(self) -> Path | None:
         return self.stack.root
-
-
-def _code_points(doc: OpenDocument, position: types.Position, encoding: str) -> tuple[int, int]:
-    """A client position as (line, code-point column), clamped to the document."""
-    lines = doc.lines
-    line = min(max(position.line, 0), len(lines))
-    text = lines[line].rstrip("\r\n") if line < len(lines) else ""
-    return line, column_of(text, position.character, encoding)

@@ -48,6 +48,15 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE requests SET cloud = 1 WHERE provider NOT IN ('', 'local') OR cost_usd > 0;
     CREATE INDEX requests_cloud_day ON requests(day, project_root) WHERE cloud = 1;
     """,
+    # 4: the team ledger's outbox: each row's sync state (``SYNC_*``), and a shown
+    # suggestion's length (the characters Tab writes when it is taken)
+    """
+    ALTER TABLE requests ADD COLUMN chars INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN synced INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX requests_waiting ON requests(id) WHERE synced = 0;
+    CREATE INDEX requests_synced ON requests(synced) WHERE synced > 0;
+    CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, ts REAL NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -72,7 +81,13 @@ COLUMNS = (
     "accepted",
     "client",
     "cloud",
+    "chars",
 )
+SYNC_WAITING = 0
+"""A row not yet in the team database (or changed since: a suggestion taken after it went)."""
+SYNC_KEPT = -1
+"""A row that stays on this machine (its project is local-only, or it has no team)."""
+# A positive ``synced`` is the sync round that sent the row (rounds grow; see ``outbox``).
 BILLED = "cloud = 1"
 """The rows budgets and spend count (only these cost money); the partial index's condition."""
 

@@ -180,7 +180,11 @@ class Ledger:
                     rows,
                 )
             if accepted:
-                conn.executemany("UPDATE requests SET accepted = 1 WHERE uid = ?", accepted)
+                # A row already in the team database goes again with its new mark.
+                conn.executemany(
+                    "UPDATE requests SET accepted = 1, synced = MIN(synced, 0) WHERE uid = ?",
+                    accepted,
+                )
         with self._lock:
             self._cloud_written += cloud
 

@@ -50,7 +50,12 @@ def initialize(conn: Connection, params: types.InitializeParams) -> None:
         conn.notifier.loop = asyncio.get_running_loop()
     state.on_new_service = lambda service: wire_service(conn, service)
     state.on_budget_error = lambda exc: budget_unchecked(conn, exc)
-    state.start_ledger(on_error=lambda text: ledger_error(conn, text))
+    state.start_ledger(
+        on_error=lambda text: ledger_error(conn, text),
+        on_team=lambda text: conn.notifier.from_thread(
+            lambda: conn.notifier.show(text, types.MessageType.Warning)
+        ),
+    )
 
 
 def initialized(conn: Connection) -> None:
