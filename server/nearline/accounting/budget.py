@@ -132,6 +132,22 @@ def _caps(caps: Caps, period: str) -> tuple[float | None, int | None]:
     return caps.monthly_usd, caps.monthly_tokens
 
 
+def team_left(settings: BudgetSettings, spending: Spending) -> str:
+    """What is left of the tightest team budget in USD ("" without team caps or figures),
+    for the code actions beside the estimate."""
+    team = [
+        limit
+        for limit in _limits(settings, spending)
+        if limit.scope.startswith("team") and limit.unit == "usd"
+    ]
+    if not team:
+        return ""
+    tight = min(team, key=lambda limit: limit.cap - limit.used)
+    left = max(0.0, tight.cap - tight.used)
+    whose = {"team-developer": "yours", "team-project": "this project's", "team": "the team's"}
+    return f"team budget left ${left:,.2f} {tight.period} ({whose[tight.scope]})"
+
+
 def check(
     settings: BudgetSettings,
     spending: Spending,

@@ -149,6 +149,26 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
         )
 
     yield _ledger_check()
+    if settings.team is not None:
+        yield _team_check(settings)
+
+
+def _team_check(settings: Settings) -> Check:
+    """The team database: host and database only, and whether it can be used now."""
+    from nearline.app.team import team_status
+
+    status = team_status(settings, Path.cwd())
+    detail = f"{status.where}: {status.check}; {status.waiting:,} rows waiting"
+    if status.ok:
+        return Check("team database", True, detail)
+    env = settings.team.url_env if settings.team else "NEARLINE_TEAM_URL"
+    return Check(
+        "team database",
+        False,
+        detail,
+        f"check ${env} and the server (nearline team status); usage is kept on this machine "
+        "meanwhile",
+    )
 
 
 def _ledger_check() -> Check:

@@ -200,8 +200,9 @@ class Escalator:
             )
 
         check = fits(decision)
+        left = budget.team_left(opts, spent)
         if check.exceeded is None:
-            return dataclasses.replace(decision, warnings=check.warnings)
+            return dataclasses.replace(decision, warnings=check.warnings, team_left=left)
         if opts.on_exceeded == "downgrade" and opts.downgrade_to != decision.tier:
             lower = route_for(
                 request,
@@ -214,7 +215,7 @@ class Escalator:
                 return lower
             again = fits(lower)
             if again.exceeded is None:
-                return dataclasses.replace(lower, warnings=again.warnings)
+                return dataclasses.replace(lower, warnings=again.warnings, team_left=left)
         return dataclasses.replace(decision, refused=check.message, over_budget=True)
 
     # -- running -----------------------------------------------------------------------------

@@ -50,6 +50,8 @@ class Decision:
     """Refused because a budget is spent."""
     warnings: tuple[tuple[str, str], ...] = ()
     """(key, message) for budgets past their soft threshold; shown once per key."""
+    team_left: str = ""
+    """What is left of the tightest team budget ("" without team caps)."""
 
     @property
     def provider(self) -> str | None:
@@ -183,4 +185,5 @@ def title_for(decision: Decision, settings: Settings, label: str) -> str:
         return f"nearline: {label} (unavailable: {decision.refused[:80]})"
     who = model_of(decision.providers[0], settings)
     cost = f", ~${decision.est_cost_usd:.3f}" if decision.cloud else ", free"
-    return f"nearline: {label} → {decision.tier} ({who}{cost})"
+    left = f"; {decision.team_left}" if decision.team_left and decision.cloud else ""
+    return f"nearline: {label} → {decision.tier} ({who}{cost}{left})"
