@@ -832,6 +832,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--workspace big: start typing once the model is loaded, while the first build of "
         "the index runs (default: once the index is built too)",
     )
+    parser.add_argument(
+        "--team-ab",
+        action="store_true",
+        help="pause latency with the team ledger's sync on and off (a real PostgreSQL; "
+        "scripts/latency_team.py), --rounds turns",
+    )
+    parser.add_argument(
+        "--team-backlog", type=int, default=20_000, help="--team-ab: rows waiting at start"
+    )
     args = parser.parse_args(argv)
     if args.workspace == "big" and args.files:
         parser.error("--files measures the small workspace; leave it out with --workspace big")
@@ -844,6 +853,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.workspace == "big":
         return main_big(args)
+    if args.team_ab:
+        from latency_team import main_team
+
+        return main_team(args)
 
     with tempfile.TemporaryDirectory() as tmp:
         env = bench_env(Path(tmp))

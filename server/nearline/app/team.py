@@ -170,11 +170,6 @@ class TeamLink:
             )
             self.syncer.start()
 
-    def sent(self) -> None:
-        """A row the team's budgets count was written: send it at once."""
-        if self.syncer is not None:
-            self.syncer.wake()
-
     def spending(self, project: str, now: float | None = None) -> tuple[TeamSpending | None, str]:
         """The team's spend for budgets, or (None, why it is unknown)."""
         syncer, team = self.syncer, self.team
@@ -188,7 +183,7 @@ class TeamLink:
         try:
             with self.ledger.reader(timeout=0.5) as conn:
                 unsent = outbox.unsent_spend(conn, found.month_start, found.through_round)
-        except (LedgerError, Exception) as exc:  # an old ledger without the sync columns
+        except LedgerError as exc:
             return None, f"cannot read this machine's unsent spend: {exc}"
         return figures.spending(found, unsent, project, day_of(now)), ""
 
