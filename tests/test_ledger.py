@@ -320,3 +320,27 @@ def test_recording_never_waits_for_the_disk(tmp_path: Path) -> None:
     ledger.close()
     assert elapsed < 1.0  # a queue put each, not a 5 s lock wait
     assert count(path) == 100
+
+
+def _open_and_migrate(path: str) -> None:
+    from nearline.accounting.ledger.schema import connect, migrate
+
+    conn = connect(Path(path))
+    migrate(conn)
+    conn.close()
+
+
+def test_processes_opening_a_new_ledger_at_once_all_succeed(tmp_path: Path) -> None:
+    """The writer and the team sync (or two servers) make the file and migrate it together."""
+    import multiprocessing
+
+    for i in range(15):
+        path = str(tmp_path / f"u{i}.db")
+        procs = [
+            multiprocessing.Process(target=_open_and_migrate, args=(path,)) for _ in range(4)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from nearline.errors import LedgerError
@@ -109,25 +110,55 @@ def connect(path: Path, *, timeout: float = 5.0, writer: bool = True) -> sqlite3
     conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     if writer:
-        conn.execute("PRAGMA journal_mode=WAL")
+        _wal(conn, timeout)
         conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
 
+def _wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """WAL mode; switching a new file needs a lock SQLite does not wait for (two processes
+    opening it at once): retried until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                conn.close()
+                raise
+            time.sleep(0.02)
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to ``SCHEMA_VERSION``; returns the version found. A newer schema than
-    this nearline knows is refused (``LedgerError``) rather than guessed at."""
-    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    this nearline knows is refused (``LedgerError``) rather than guessed at. Safe while another
+    process migrates the same file (the ledger's writer and the team sync open it at once)."""
+    found = _version(conn)
     if found > SCHEMA_VERSION:
         raise LedgerError(
             f"the ledger's schema is version {found}, newer than this nearline knows "
             f"({SCHEMA_VERSION}); upgrade nearline"
         )
     for version in range(found, SCHEMA_VERSION):
-        # One transaction per step: a crash or an error leaves a whole version.
-        script = f"BEGIN;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
+        # One transaction per step, taking the write lock first (waiting for another
+        # process's step): a crash or an error leaves a whole version.
+        script = (
+            f"BEGIN IMMEDIATE;\n{MIGRATIONS[version]}\n"
+            f"PRAGMA user_version = {version + 1};\nCOMMIT;"
+        )
         try:
             conn.executescript(script)
+        except sqlite3.OperationalError:
+            if conn.in_transaction:
+                conn.rollback()
+            if _version(conn) <= version:
+                raise
+            # another process made this version while this one waited for the lock
         except BaseException:
             if conn.in_transaction:
                 conn.rollback()

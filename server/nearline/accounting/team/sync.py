@@ -34,7 +34,7 @@ from nearline.errors import LedgerError, TeamError
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 2000
-BACKOFF_S = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+BACKOFF_S = (2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 """Waits between tries while the team database is down (or refuses); then the interval."""
 
 Share = Literal["send", "keep", "other"]
