@@ -136,7 +136,7 @@ def test_newer_schema_dropped_table_read_only_user(
     with psycopg.connect(team_url, autocommit=True) as pg:
         from nearline.accounting.team.schema import MIGRATIONS
 
-        pg.execute("DROP TABLE nearline_completions")
+        pg.execute("DROP TABLE nearline_completions, nearline_requests_daily")
         pg.execute(MIGRATIONS[0])  # type: ignore[arg-type]
     db = team_url.rsplit("/", 1)[1]
     postgres.sql(f"CREATE ROLE ro_{db} LOGIN PASSWORD 'ro-pass-77'")  # type: ignore[attr-defined]

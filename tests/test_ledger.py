@@ -336,9 +336,7 @@ def test_processes_opening_a_new_ledger_at_once_all_succeed(tmp_path: Path) -> N
 
     for i in range(15):
         path = str(tmp_path / f"u{i}.db")
-        procs = [
-            multiprocessing.Process(target=_open_and_migrate, args=(path,)) for _ in range(4)
-        ]
+        procs = [multiprocessing.Process(target=_open_and_migrate, args=(path,)) for _ in range(4)]
         for p in procs:
             p.start()
         for p in procs:

@@ -144,6 +144,10 @@ def test_nothing_lost_nothing_doubled(ledger: Ledger, tmp_path: Path, team_url: 
     assert sync.sync_now() == 2  # taken after they went: their bucket goes again
     ((req_n, usd),) = rows(team_url, "SELECT count(*), sum(cost_usd) FROM nearline_requests")
     assert (req_n, round(usd, 2)) == (3, 0.6)
+    ((daily_n, daily_usd),) = rows(
+        team_url, "SELECT sum(requests), sum(cost_usd) FROM nearline_requests_daily"
+    )
+    assert (daily_n, round(daily_usd, 2)) == (3, 0.6)  # the daily sums: recomputed, not added
     (bucket,) = rows(
         team_url,
         "SELECT requests, shown, accepted, chars_accepted FROM nearline_completions",

@@ -15,7 +15,6 @@ import psycopg
 from nearline.accounting.alerts import Spike, spike
 from nearline.accounting.budget import Spend, TeamSpending
 from nearline.accounting.entries import day_of
-from nearline.accounting.team.schema import BILLED
 from nearline.config import AlertSettings, TeamSettings
 
 Figure = tuple[float, int]
@@ -49,7 +48,7 @@ def read(
     month_start = today.replace(day=1)
     since = min(month_start, today - dt.timedelta(days=baseline_days))
     tokens = "input_tokens + cache_read_tokens + cache_write_tokens + output_tokens"
-    base = f"FROM nearline_requests WHERE {BILLED} AND day >= %s"
+    base = "FROM nearline_requests_daily WHERE billed AND day >= %s"
     mine = pg.execute(
         f"SELECT day, sum(cost_usd), sum({tokens}) {base} AND developer = %s GROUP BY day",
         (since, developer),

@@ -62,10 +62,28 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX nearline_completions_day ON nearline_completions (day);
     CREATE INDEX nearline_completions_developer_day ON nearline_completions (developer, day);
+    CREATE TABLE nearline_requests_daily (
+        day date NOT NULL,
+        developer text NOT NULL,
+        project text NOT NULL,
+        client text NOT NULL,
+        model text NOT NULL,
+        tier text NOT NULL,
+        task text NOT NULL,
+        provider text NOT NULL,
+        billed boolean NOT NULL,
+        requests bigint NOT NULL,
+        input_tokens bigint NOT NULL,
+        cache_read_tokens bigint NOT NULL,
+        cache_write_tokens bigint NOT NULL,
+        output_tokens bigint NOT NULL,
+        cost_usd double precision NOT NULL,
+        PRIMARY KEY (day, developer, project, client, model, tier, task, provider, billed)
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-TABLES = ("nearline_requests", "nearline_completions")
+TABLES = ("nearline_requests", "nearline_completions", "nearline_requests_daily")
 
 REQUEST_COLUMNS = (
     "uid",
@@ -111,6 +129,23 @@ COMPLETION_COLUMNS = (
 )
 BILLED = "(provider NOT IN ('', 'local') OR cost_usd > 0)"
 """Request rows sent off a machine: what budgets count (as the machines' ledgers do)."""
+DAILY_KEY = ("day", "developer", "project", "client", "model", "tier", "task", "provider")
+REFRESH_DAILY = (
+    f"INSERT INTO nearline_requests_daily AS d SELECT {', '.join(DAILY_KEY)}, {BILLED}, "
+    "count(*), sum(input_tokens), sum(cache_read_tokens), sum(cache_write_tokens), "
+    "sum(output_tokens), sum(cost_usd) FROM nearline_requests "
+    "WHERE developer = %(developer)s AND day = ANY(%(days)s) "
+    f"GROUP BY {', '.join(DAILY_KEY)}, {BILLED} "
+    f"ON CONFLICT ({', '.join(DAILY_KEY)}, billed) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = excluded.{c}"
+        for c in ("requests", "input_tokens", "cache_read_tokens", "cache_write_tokens")
+    )
+    + ", output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd"
+)
+"""The request rows summed per day and key (what reports and team budgets read: a year of
+rows is too many to sum per report), recomputed from the rows for one developer's days, never
+added to: a batch sent twice leaves the same sums."""
 _LOCK = 0x6E6561726C696E65  # "nearline": one migration at a time over every machine
 
 
@@ -142,6 +177,18 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
             conn.execute("UPDATE nearline_schema SET version = %s", (version + 1,))
         check_tables(conn)
     return found or 0
+
+
+def rebuild_daily(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Recompute every daily sum from the request rows (after rows were loaded by hand)."""
+    select = REFRESH_DAILY.split(" FROM nearline_requests ")[0].split(" SELECT ", 1)[1]
+    group = f"GROUP BY {', '.join(DAILY_KEY)}, {BILLED}"
+    with conn.transaction():
+        conn.execute("TRUNCATE nearline_requests_daily")
+        conn.execute(
+            f"INSERT INTO nearline_requests_daily SELECT {select} "  # type: ignore[arg-type]
+            f"FROM nearline_requests {group}"
+        )
 
 
 def check_tables(conn: psycopg.Connection[tuple[object, ...]]) -> None:

@@ -27,7 +27,7 @@ from nearline.accounting.ledger.outbox import Batch, Bucket
 from nearline.accounting.ledger.schema import connect, migrate
 from nearline.accounting.team import figures
 from nearline.accounting.team.connection import TeamTarget
-from nearline.accounting.team.schema import COMPLETION_COLUMNS, REQUEST_COLUMNS
+from nearline.accounting.team.schema import COMPLETION_COLUMNS, REFRESH_DAILY, REQUEST_COLUMNS
 from nearline.accounting.team.schema import migrate as migrate_team
 from nearline.errors import LedgerError, TeamError
 
@@ -100,7 +100,12 @@ def send(pg: psycopg.Connection[Any], batch: Batch, who: Identity) -> None:
     """One transaction; committed when this returns. Sending a batch twice changes nothing."""
     with pg.transaction(), pg.cursor() as cur:
         if batch.rows:
+            # One developer's sends one at a time (their machines' too): the daily sums are
+            # recomputed from every row committed before.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (who.developer,))
             cur.executemany(INSERT_REQUESTS, [request_params(r, who) for r in batch.rows])
+            days = sorted({str(r["day"]) for r in batch.rows})
+            cur.execute(REFRESH_DAILY, {"developer": who.developer, "days": days})
         if batch.buckets:
             cur.executemany(UPSERT_COMPLETIONS, [bucket_params(b, who) for b in batch.buckets])
 
