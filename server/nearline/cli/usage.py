@@ -48,17 +48,20 @@ def run(args: argparse.Namespace) -> int:
         by=getattr(args, "by", None),
         project=project_filter(getattr(args, "project", None)),
     )
-    if getattr(args, "json", False):
-        print(to_json(report))
-    elif getattr(args, "csv", False):
-        sys.stdout.write(to_csv(report))
-    elif getattr(args, "html", None):
+
+    def html() -> str:
         from nearline.accounting.report.html import to_html
 
-        write_html(args.html, lambda: to_html(report))
-    else:
-        render(report, Console())
-    return 0
+        return to_html(report)
+
+    return emit(
+        args,
+        json=lambda: to_json(report),
+        csv=lambda: to_csv(report),
+        html=html,
+        table=lambda: render(report, Console()),
+        what="the usage report",
+    )
 
 
 def team_usage(
@@ -78,21 +81,37 @@ def team_usage(
         by=getattr(args, "by", None),
         project=team_project(getattr(args, "project", None)),
     )
+    return emit(
+        args,
+        json=lambda: team_render.to_json(report),
+        csv=lambda: team_render.to_csv(report),
+        html=lambda: team_html.to_html(report),
+        table=lambda: team_render.render(report, Console()),
+        what="the team's usage report",
+    )
+
+
+def emit(
+    args: argparse.Namespace,
+    *,
+    json: Callable[[], str],
+    csv: Callable[[], str],
+    html: Callable[[], str],
+    table: Callable[[], None],
+    what: str,
+) -> int:
+    """A report as ``--json``, ``--csv``, an ``--html`` file, or the table."""
     if getattr(args, "json", False):
-        print(team_render.to_json(report))
+        print(json())
     elif getattr(args, "csv", False):
-        sys.stdout.write(team_render.to_csv(report))
+        sys.stdout.write(csv())
     elif getattr(args, "html", None):
-        write_html(args.html, lambda: team_html.to_html(report), "the team's usage report")
+        target = Path(args.html).expanduser()
+        try:
+            target.write_text(html(), encoding="utf-8")
+        except OSError as exc:
+            raise NearlineError(f"cannot write {target}: {exc.strerror or exc}") from None
+        print(f"wrote {what} to {target}")
     else:
-        team_render.render(report, Console())
+        table()
     return 0
-
-
-def write_html(name: str, page: Callable[[], str], what: str = "the usage report") -> None:
-    target = Path(name).expanduser()
-    try:
-        target.write_text(page(), encoding="utf-8")
-    except OSError as exc:
-        raise NearlineError(f"cannot write {target}: {exc.strerror or exc}") from None
-    print(f"wrote {what} to {target}")
