@@ -140,12 +140,14 @@ def _bucket(conn: sqlite3.Connection, key: BucketKey) -> Bucket:
 
 
 def next_round(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT COALESCE(MAX(synced), 0) + 1 FROM requests").fetchone()[0])
+    return last_round(conn) + 1
 
 
 def last_round(conn: sqlite3.Connection) -> int:
     """Every row of this round or an earlier one is in the team database."""
-    return int(conn.execute("SELECT COALESCE(MAX(synced), 0) FROM requests").fetchone()[0])
+    # ``synced > 0``: read from the sent rows' index, not a year of rows
+    found = conn.execute("SELECT MAX(synced) FROM requests WHERE synced > 0").fetchone()[0]
+    return int(found or 0)
 
 
 def mark_sent(conn: sqlite3.Connection, batch: Batch, round_: int) -> int:
