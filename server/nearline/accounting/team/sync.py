@@ -140,7 +140,6 @@ class TeamSyncer:
     identify: Callable[[], Identity] | None = None
     """Finds ``who`` on the syncer's thread before its first round (it may run git)."""
     on_figures: Callable[[figures.TeamFigures], None] | None = None
-    on_sent: Callable[[int], None] | None = None
     status: SyncStatus = field(init=False)
     _pg: psycopg.Connection[Any] | None = field(default=None, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -199,8 +198,6 @@ class TeamSyncer:
                 sent += outbox.mark_sent(conn, batch, round_)
             self.status.waiting = outbox.waiting_count(conn)
         self.status.sent += sent
-        if self.on_sent is not None and sent:
-            self.on_sent(sent)
         self.status.last_sync = time.time()
         return sent
 
