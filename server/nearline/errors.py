@@ -21,6 +21,7 @@ what went wrong and, where there is one, how to fix it::
      ├── DiffError                   an answer's diff does not apply to the current text
      ├── LedgerError                 the usage ledger cannot be read (a report, a budget)
      ├── TeamError                   the team database cannot be used (down, wrong, refused)
+     ├── RemoteEngineError           a completion server failed (``busy``: it said so)
      └── EvalError                   ``nearline eval`` cannot run: no git history, a cost cap
 
 Cancellation is not an error: superseded or cancelled work raises ``asyncio.CancelledError`` or
@@ -121,6 +122,15 @@ class TeamError(NearlineError):
     def __init__(self, message: str, *, down: bool = False) -> None:
         super().__init__(message)
         self.down = down
+
+
+class RemoteEngineError(NearlineError):
+    """A completion server (``[completion.remote]``) failed, timed out or answered garbage;
+    ``busy`` when it said it is busy (503, no free slot), which is not "down"."""
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
 
 
 class EvalError(NearlineError):

@@ -20,6 +20,7 @@ import cattrs
 
 from nearline.config.checks import Caps, RangeError
 from nearline.config.checks import check as _check
+from nearline.config.remote import RemoteSettings
 from nearline.config.team import TeamCaps, TeamSettings
 from nearline.errors import ConfigError
 from nearline.tasks import TASK_NAMES
@@ -98,6 +99,8 @@ class CompletionSettings:
     """Cross-file context: up to this many characters of the definitions the document imports
     (from the project index) go before the window, for model families with a repository
     format in ``models/templates.toml``; 0: none."""
+    remote: RemoteSettings | None = None
+    """A completion server the team runs, asked beside the local model; None: local only."""
 
     def __post_init__(self) -> None:
         _check(

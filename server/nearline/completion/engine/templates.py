@@ -140,6 +140,16 @@ def detect_template(
     return registry()[PREFIX_ONLY]
 
 
+def fim_template_for(model: str) -> FimTemplate:
+    """The fill-in-the-middle template of the family ``model`` names (a server's model: its
+    markers cannot be checked here), else prefix-only."""
+    name = model.lower()
+    for template in registry().values():
+        if template.uses_suffix and any(fragment in name for fragment in template.match):
+            return template
+    return registry()[PREFIX_ONLY]
+
+
 def _served(detected: FimTemplate) -> FimTemplate:
     """The template ``detected``'s ``auto`` names, stopping at the family's stop tokens too,
     and with the family's repository format for cross-file blocks when it has none."""
