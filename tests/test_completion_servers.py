@@ -224,3 +224,22 @@ async def test_a_real_llama_cpp_server(llama_server: str) -> None:
     await engine.aclose()
     assert "a + b" in answer.text  # (its stream reports no usage: the counts stay 0)
     assert answer.first_token_ms is not None
+
+
+def test_doctor_checks_the_completion_server(
+    fake: ScriptedServer, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nearline.app.doctor import run_checks
+
+    fake.pages["/health"] = lambda: {"status": "ok"}
+    flags = {
+        "completion": {
+            "remote": {"kind": "llama-server", "url": fake.url, "model": "qwen2.5-coder-1.5b"}
+        }
+    }
+    (found,) = [c for c in run_checks(flags) if c.name == "completion server"]
+    assert found.ok and "qwen2.5-coder, fill-in-the-middle" in found.detail
+    assert "ms round trip" in found.detail
+    flags["completion"]["remote"]["url"] = "http://127.0.0.1:9"
+    (down,) = [c for c in run_checks(flags) if c.name == "completion server"]
+    assert not down.ok and "cannot reach" in down.detail

@@ -151,6 +151,44 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
     yield _ledger_check()
     if settings.team is not None:
         yield _team_check(settings)
+    if settings.completion.remote is not None:
+        yield _remote_check(settings)
+
+
+def _remote_check(settings: Settings) -> Check:
+    """The completion server: allowed, reachable, serving the model, its FIM template, and
+    the round trip of a probe."""
+    import asyncio
+
+    from nearline.completion_servers import make_remote, template_of
+
+    remote = settings.completion.remote
+    assert remote is not None
+    try:
+        engine = make_remote(remote)
+    except NearlineError as exc:
+        return Check("completion server", False, str(exc), "see [completion.remote]")
+
+    async def probe() -> Any:
+        try:
+            return await engine.probe()
+        finally:
+            await engine.aclose()
+
+    found = asyncio.run(probe())
+    template = template_of(remote)
+    fim = "fill-in-the-middle" if template.uses_suffix else "prefix only (no FIM template)"
+    detail = f"{remote.kind} at {engine.where}: {found.detail}; {template.id}, {fim}"
+    if found.ok:
+        return Check("completion server", True, f"{detail}; {found.rtt_ms:.0f} ms round trip")
+    return Check(
+        "completion server",
+        False,
+        detail,
+        "start the server, or check completion.remote.url and .model; the local model "
+        "answers meanwhile",
+        warning=found.busy,
+    )
 
 
 def _team_check(settings: Settings) -> Check:
