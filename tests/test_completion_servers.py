@@ -226,9 +226,7 @@ async def test_a_real_llama_cpp_server(llama_server: str) -> None:
     assert answer.first_token_ms is not None
 
 
-def test_doctor_checks_the_completion_server(
-    fake: ScriptedServer, tmp_path: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_doctor_checks_the_completion_server(fake: ScriptedServer) -> None:
     from nearline.app.doctor import run_checks
 
     fake.pages["/health"] = lambda: {"status": "ok"}
