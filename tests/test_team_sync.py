@@ -199,15 +199,19 @@ def test_another_teams_rows_wait_for_their_own_syncer(
     assert syncer(ledger, "OTHER_TEAM_URL").sync_now() == 1
 
 
+def database_away(ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One escalation waiting, and ``NEARLINE_TEAM_URL`` naming a port nothing listens on."""
+    from support.net import closed_port
+
+    ledger.record(escalation(project(tmp_path, "shop"), 0.5))
+    ledger.flush()
+    monkeypatch.setenv("NEARLINE_TEAM_URL", f"postgresql://nearline:pw@127.0.0.1:{closed_port()}/x")
+
+
 def test_a_database_away_keeps_the_rows_until_it_is_back(
     ledger: Ledger, tmp_path: Path, team_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from support.net import closed_port
-
-    proj = project(tmp_path, "shop")
-    ledger.record(escalation(proj, 0.5))
-    ledger.flush()
-    monkeypatch.setenv("NEARLINE_TEAM_URL", f"postgresql://nearline:pw@127.0.0.1:{closed_port()}/x")
+    database_away(ledger, tmp_path, monkeypatch)
     with pytest.raises(TeamError) as err:
         syncer(ledger).sync_now()
     assert err.value.down and "127.0.0.1" in str(err.value)
@@ -220,12 +224,7 @@ def test_a_database_away_keeps_the_rows_until_it_is_back(
 def test_the_background_sync_tells_once_and_drains(
     ledger: Ledger, tmp_path: Path, team_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from support.net import closed_port
-
-    proj = project(tmp_path, "shop")
-    ledger.record(escalation(proj, 0.5))
-    ledger.flush()
-    monkeypatch.setenv("NEARLINE_TEAM_URL", f"postgresql://nearline:pw@127.0.0.1:{closed_port()}/x")
+    database_away(ledger, tmp_path, monkeypatch)
     told: list[str] = []
     sync = syncer(ledger)
     sync.on_notice = told.append

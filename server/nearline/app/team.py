@@ -23,7 +23,7 @@ from nearline.accounting.ledger import Ledger, ledger_path, outbox
 from nearline.accounting.ledger.schema import connect, migrate
 from nearline.accounting.team import figures
 from nearline.accounting.team.connection import TeamTarget
-from nearline.accounting.team.schema import SCHEMA_VERSION, found_version
+from nearline.accounting.team.schema import check_tables, check_version, found_version
 from nearline.accounting.team.sync import Identity, Share, TeamSyncer
 from nearline.config import ConfigStack, Settings, TeamSettings
 from nearline.errors import ConfigError, LedgerError, NearlineError, TeamError
@@ -178,7 +178,7 @@ class TeamLink:
         now = time.time() if now is None else now
         found = syncer.status.figures
         if found is None or now - found.taken_at > STALE_INTERVALS * team.sync_interval_s + 30:
-            why = syncer.status.figures_error or syncer.status.last_error
+            why = syncer.status.last_error
             return None, why or f"the team database {syncer.target.where} was not read yet"
         try:
             with self.ledger.reader(timeout=0.5) as conn:
@@ -277,14 +277,7 @@ def _check_now(target: TeamTarget) -> tuple[str, bool]:
             found = found_version(pg)
             if found is None:
                 return "reachable; no nearline tables yet (the first sync makes them)", True
-            if found > SCHEMA_VERSION:
-                return (
-                    f"its schema is version {found}, newer than this nearline knows "
-                    f"({SCHEMA_VERSION}); upgrade nearline",
-                    False,
-                )
-            from nearline.accounting.team.schema import check_tables
-
+            check_version(found)
             check_tables(pg)
             return f"reachable; schema version {found}", True
     except TeamError as exc:

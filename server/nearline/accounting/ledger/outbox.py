@@ -171,12 +171,13 @@ def keep_local(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
         )
 
 
-def note(conn: sqlite3.Connection, key: str, value: str) -> None:
+def note(conn: sqlite3.Connection, **values: str) -> None:
     """Remember the last sync's outcome (``team status`` reads it from another process)."""
+    now = time.time()
     with conn:
-        conn.execute(
+        conn.executemany(
             "INSERT OR REPLACE INTO sync_state (key, value, ts) VALUES (?, ?, ?)",
-            (key, value, time.time()),
+            [(key, value, now) for key, value in values.items()],
         )
 
 

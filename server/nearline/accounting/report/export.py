@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from nearline.accounting.prices import PRICE_FIELDS, Price
@@ -74,9 +75,14 @@ CSV_FIELDS = tuple(
 
 def to_csv(report: Report) -> str:
     """A header, one line per group, then the ``total`` line; empty cells for None."""
+    return csv_of(CSV_FIELDS, (group_dict(g) for g in (*report.groups, report.total)))
+
+
+def csv_of(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    """A header of ``fields``, then a line per row (other keys left out; None: empty)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for g in (*report.groups, report.total):
-        writer.writerow({k: "" if v is None else v for k, v in group_dict(g).items()})
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return out.getvalue()

@@ -86,21 +86,20 @@ class Group:
 
     @property
     def acceptance_rate(self) -> float | None:
-        return self.accepted / self.shown if self.shown else None
+        return ratio(self.accepted, self.shown)
 
     @property
     def cost_per_accepted(self) -> float | None:
-        return self.cost_usd / self.accepted if self.accepted else None
+        return ratio(self.cost_usd, self.accepted)
 
     @property
     def cache_hit_share(self) -> float | None:
         """Share of input tokens read from the provider's cache."""
-        sent = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
-        return self.cache_read_tokens / sent if sent else None
+        return cache_read_share(self.input_tokens, self.cache_read_tokens, self.cache_write_tokens)
 
     @property
     def completion_cache_share(self) -> float | None:
-        return self.from_cache / self.completions if self.completions else None
+        return ratio(self.from_cache, self.completions)
 
 
 @dataclass(frozen=True)
@@ -214,10 +213,22 @@ def bucket(rows: Iterable[Row], key: Callable[[Row], str]) -> dict[str, list[Row
     return out
 
 
+def ratio(part: float, whole: float) -> float | None:
+    """``part / whole``; None when ``whole`` is 0 (a share of nothing is no figure)."""
+    return part / whole if whole else None
+
+
+def cache_read_share(input_tokens: int, cache_read: int, cache_write: int) -> float | None:
+    """The share of input tokens read from a cache."""
+    return ratio(cache_read, input_tokens + cache_read + cache_write)
+
+
 def hit_share(rows: Sequence[Row]) -> float | None:
-    read = _sum(rows, "cache_read_tokens")
-    sent = read + _sum(rows, "input_tokens") + _sum(rows, "cache_write_tokens")
-    return read / sent if sent else None
+    return cache_read_share(
+        _sum(rows, "input_tokens"),
+        _sum(rows, "cache_read_tokens"),
+        _sum(rows, "cache_write_tokens"),
+    )
 
 
 PriceOf = Callable[[Row], "Price | None"]

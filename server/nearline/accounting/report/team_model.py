@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from nearline.accounting.alerts import Spike
-from nearline.accounting.report.model import period_key
+from nearline.accounting.report.model import cache_read_share, period_key, ratio
 
 TEAM_GROUPINGS = ("developer", "project", "client", "model", "tier", "task")
 ANOMALY_KINDS = ("developer", "project", "tool")
@@ -62,11 +62,11 @@ class Acceptance:
 
     @property
     def acceptance_rate(self) -> float | None:
-        return self.accepted / self.shown if self.shown else None
+        return ratio(self.accepted, self.shown)
 
     @property
     def cost_per_accepted(self) -> float | None:
-        return self.cost_usd / self.accepted if self.accepted else None
+        return ratio(self.cost_usd, self.accepted)
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,7 @@ class CacheShare:
 
     @property
     def share(self) -> float | None:
-        sent = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
-        return self.cache_read_tokens / sent if sent else None
+        return cache_read_share(self.input_tokens, self.cache_read_tokens, self.cache_write_tokens)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nearline.accounting.report.export import _r
+from nearline.accounting.report.export import _r, csv_of
+from nearline.accounting.report.model import ratio
 from nearline.accounting.report.team_model import (
     Acceptance,
     CacheShare,
@@ -22,7 +21,7 @@ from nearline.accounting.report.team_model import (
     TeamGroup,
     TeamReport,
 )
-from nearline.accounting.report.text import percent, tokens_short, usd
+from nearline.accounting.report.text import percent, recorded, tokens_short, usd
 
 # -- words -----------------------------------------------------------------------------------
 
@@ -36,7 +35,7 @@ def team_acceptance(report: TeamReport) -> tuple[int, int, float | None]:
     """The team's suggestions shown and accepted, and its spend per accepted suggestion."""
     rows = [a for a in report.acceptance if a.model is None]
     shown, accepted = sum(a.shown for a in rows), sum(a.accepted for a in rows)
-    return shown, accepted, report.total.cost_usd / accepted if accepted else None
+    return shown, accepted, ratio(report.total.cost_usd, accepted)
 
 
 def cache_line(report: TeamReport) -> str:
@@ -52,7 +51,7 @@ def notes(report: TeamReport) -> list[str]:
         f"{t.requests:,} requests, {usd(t.cost_usd)}, from {report.since} to {report.until}"
         + (f" in {report.project}" if report.project else " over the whole team"),
         f"acceptance: {accepted:,} of {shown:,} suggestions "
-        f"({percent(accepted / shown if shown else None)}), {usd(per)} per accepted",
+        f"({percent(ratio(accepted, shown))}), {usd(per)} per accepted",
         cache_line(report),
         *(f"! {a.message}" for a in report.anomalies),
     ]
@@ -132,9 +131,7 @@ def render(report: TeamReport, console: Console) -> None:
 
 
 def as_text(report: TeamReport, width: int = 80) -> str:
-    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
-    render(report, console)
-    return console.export_text()
+    return recorded(lambda console: render(report, console), width)
 
 
 # -- JSON and CSV ----------------------------------------------------------------------------
@@ -216,9 +213,4 @@ CSV_FIELDS = tuple(group_dict(TeamGroup("", 0, 0, 0, 0, 0, 0.0)))
 
 def to_csv(report: TeamReport) -> str:
     """The groups: a header, a line per group, then the ``total`` line; empty cells for None."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for g in (*report.groups, report.total):
-        writer.writerow({k: "" if v is None else v for k, v in group_dict(g).items()})
-    return out.getvalue()
+    return csv_of(CSV_FIELDS, (group_dict(g) for g in (*report.groups, report.total)))

@@ -4,6 +4,7 @@ notes under it."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 from rich import box
 from rich.console import Console
@@ -125,6 +126,11 @@ def render(report: Report, console: Console) -> None:
 
 def as_text(report: Report, width: int = 80) -> str:
     """The terminal report as plain text (the editors' "show usage")."""
+    return recorded(lambda console: render(report, console), width)
+
+
+def recorded(draw: Callable[[Console], None], width: int = 80) -> str:
+    """What ``draw`` prints on a console ``width`` columns wide, as plain text."""
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
-    render(report, console)
+    draw(console)
     return console.export_text()

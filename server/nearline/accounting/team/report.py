@@ -31,7 +31,7 @@ from nearline.accounting.report.team_model import (
 )
 from nearline.accounting.team import figures
 from nearline.accounting.team.connection import TeamTarget
-from nearline.accounting.team.schema import SCHEMA_VERSION, TABLES, found_version
+from nearline.accounting.team.schema import check_tables, check_version, found_version
 from nearline.config import TeamSettings
 from nearline.errors import ConfigError, TeamError
 from nearline.tasks import AUTOCOMPLETE
@@ -265,18 +265,8 @@ def check_readable(conn: Conn) -> None:
             "the team database has no nearline tables yet: run `nearline team sync` on a "
             "machine with [team] in its config to make them (and send its usage)"
         )
-    if version > SCHEMA_VERSION:
-        raise TeamError(
-            f"the team database's schema is version {version}, newer than this nearline "
-            f"knows ({SCHEMA_VERSION}); upgrade nearline on this machine"
-        )
-    for table in TABLES:
-        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-        if not row or not row[0]:
-            raise TeamError(
-                f"the team database has no table {table} (dropped?): restore it from a "
-                "backup, or start a new database"
-            )
+    check_version(version)
+    check_tables(conn)
 
 
 @dataclass(frozen=True)

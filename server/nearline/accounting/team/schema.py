@@ -130,18 +130,18 @@ COMPLETION_COLUMNS = (
 BILLED = "(provider NOT IN ('', 'local') OR cost_usd > 0)"
 """Request rows sent off a machine: what budgets count (as the machines' ledgers do)."""
 DAILY_KEY = ("day", "developer", "project", "client", "model", "tier", "task", "provider")
+_DAILY_SUMS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+_KEY = ", ".join(DAILY_KEY)
+_SUM_DAILY = (
+    f"INSERT INTO nearline_requests_daily AS d SELECT {_KEY}, {BILLED}, count(*), "
+    + ", ".join(f"sum({c})" for c in (*_DAILY_SUMS, "cost_usd"))
+    + " FROM nearline_requests {where}"
+    + f" GROUP BY {_KEY}, {BILLED}"
+)
 REFRESH_DAILY = (
-    f"INSERT INTO nearline_requests_daily AS d SELECT {', '.join(DAILY_KEY)}, {BILLED}, "
-    "count(*), sum(input_tokens), sum(cache_read_tokens), sum(cache_write_tokens), "
-    "sum(output_tokens), sum(cost_usd) FROM nearline_requests "
-    "WHERE developer = %(developer)s AND day = ANY(%(days)s) "
-    f"GROUP BY {', '.join(DAILY_KEY)}, {BILLED} "
-    f"ON CONFLICT ({', '.join(DAILY_KEY)}, billed) DO UPDATE SET "
-    + ", ".join(
-        f"{c} = excluded.{c}"
-        for c in ("requests", "input_tokens", "cache_read_tokens", "cache_write_tokens")
-    )
-    + ", output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd"
+    _SUM_DAILY.format(where="WHERE developer = %(developer)s AND day = ANY(%(days)s)")
+    + f" ON CONFLICT ({_KEY}, billed) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in ("requests", *_DAILY_SUMS, "cost_usd"))
 )
 """The request rows summed per day and key (what reports and team budgets read: a year of
 rows is too many to sum per report), recomputed from the rows for one developer's days, never
@@ -164,11 +164,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
         found = found_version(conn)
-        if found is not None and found > SCHEMA_VERSION:
-            raise TeamError(
-                f"the team database's schema is version {found}, newer than this nearline "
-                f"knows ({SCHEMA_VERSION}); upgrade nearline on this machine"
-            )
+        check_version(found)
         if found is None:
             conn.execute("CREATE TABLE nearline_schema (version integer NOT NULL)")
             conn.execute("INSERT INTO nearline_schema VALUES (0)")
@@ -181,13 +177,17 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
 
 def rebuild_daily(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     """Recompute every daily sum from the request rows (after rows were loaded by hand)."""
-    select = REFRESH_DAILY.split(" FROM nearline_requests ")[0].split(" SELECT ", 1)[1]
-    group = f"GROUP BY {', '.join(DAILY_KEY)}, {BILLED}"
     with conn.transaction():
         conn.execute("TRUNCATE nearline_requests_daily")
-        conn.execute(
-            f"INSERT INTO nearline_requests_daily SELECT {select} "  # type: ignore[arg-type]
-            f"FROM nearline_requests {group}"
+        conn.execute(_SUM_DAILY.format(where=""))  # type: ignore[arg-type]
+
+
+def check_version(found: int | None) -> None:
+    """``TeamError`` for a schema newer than this nearline knows."""
+    if found is not None and found > SCHEMA_VERSION:
+        raise TeamError(
+            f"the team database's schema is version {found}, newer than this nearline "
+            f"knows ({SCHEMA_VERSION}); upgrade nearline on this machine"
         )
 
 

@@ -121,7 +121,6 @@ class SyncStatus:
     """Rows this process sent."""
     figures: figures.TeamFigures | None = None
     """The team's spend, read after the last round (for team budgets)."""
-    figures_error: str | None = None
 
 
 @dataclass
@@ -157,18 +156,13 @@ class TeamSyncer:
         try:
             sent = self._sync(wait_lock, max_rows)
         except TeamError as exc:
-            self._note("last_error", str(exc))
+            try:
+                with self._local() as conn:
+                    outbox.note(conn, last_error=str(exc))
+            except LedgerError as again:
+                log.debug("cannot note the sync's error: %s", again)
             raise
-        self._note("last_error", "")
-        self._note("last_sync", self.target.where)
         return sent
-
-    def _note(self, key: str, value: str) -> None:
-        try:
-            with self._local() as conn:
-                outbox.note(conn, key, value)
-        except LedgerError as exc:
-            log.debug("cannot note the sync's %s: %s", key, exc)
 
     def _sync(self, wait_lock: float, max_rows: int | None) -> int:
         sent = 0
@@ -197,6 +191,7 @@ class TeamSyncer:
                     raise self.target.error(exc, "cannot send to") from None
                 sent += outbox.mark_sent(conn, batch, round_)
             self.status.waiting = outbox.waiting_count(conn)
+            outbox.note(conn, last_error="", last_sync=self.target.where)
         self.status.sent += sent
         self.status.last_sync = time.time()
         return sent
@@ -213,7 +208,7 @@ class TeamSyncer:
         except psycopg.Error as exc:
             self._drop_connection()
             raise self.target.error(exc, "cannot read") from None
-        self.status.figures, self.status.figures_error = found, None
+        self.status.figures = found
         return found
 
     @contextmanager
@@ -289,7 +284,6 @@ class TeamSyncer:
                 failures = 0
             except (TeamError, LedgerError) as exc:
                 self.status.last_error = str(exc)
-                self.status.figures_error = str(exc)
                 if not self._told:  # once an outage, not once a try
                     self._told = True
                     self._tell(f"nearline: {exc}; usage is kept on this machine and sent later")
