@@ -4,20 +4,16 @@ OpenAI-compatible server. Helpers live in ``support``."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from nearline.completion import CompletionService
 from support import TEST_DATA
 from support import postgres as pg_support
+from support.llama_server import llama_cpp_server
 from support.lsp_client import Client
-from support.net import free_port
 from support.postgres import LocalPostgres
 
 
@@ -97,41 +93,5 @@ def sample_text() -> str:
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m llama_cpp.server`` (llama-cpp-python's OpenAI-compatible server) with the
     default model on 127.0.0.1; yields its base URL (``.../v1``)."""
-    from nearline.catalog import default_model_path
-
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(default_model_path()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "4096",
-    ]
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                pytest.fail(f"llama_cpp.server exited with {process.returncode}: {tail}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 120 s")
-            time.sleep(0.2)
-        yield base_url
-    finally:
-        process.kill()
-        process.wait(timeout=30)
+    with llama_cpp_server(tmp_path_factory.mktemp("llama_server"), threads=None) as (_, url):
+        yield url

@@ -9,6 +9,8 @@ export interface StatusParams {
   model?: string | null;
   source?: string | null;
   latency_ms?: number | null;
+  /** who wrote the last answer: "local" or "remote" (the team's completion server) */
+  engine?: string | null;
   spend_today_usd?: number | null;
   message?: string | null;
 }
@@ -47,7 +49,8 @@ export function describe(
       warning: true,
     };
   }
-  const parts = [status.tier || 'local'];
+  const where = status.engine === 'remote' ? 'remote' : status.tier || 'local';
+  const parts = [where];
   if (status.model) {
     parts.push(shortModel(status.model));
   }
@@ -59,6 +62,7 @@ export function describe(
   }
   const details = [
     `tier: ${status.tier || 'local'}`,
+    status.engine ? `engine: ${status.engine}` : undefined,
     status.model ? `model: ${status.model}` : undefined,
     status.source ? `last answer: ${status.source}` : undefined,
     typeof status.latency_ms === 'number' ? `latency: ${status.latency_ms} ms` : undefined,

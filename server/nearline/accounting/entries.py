@@ -99,15 +99,17 @@ def completion_entry(
     client: str = "lsp",
     shown: bool = False,
     chars: int = 0,
+    provider: str = LOCAL_PROVIDER,
 ) -> Entry:
-    """An autocomplete request on the local model: the tokens it evaluated (``input``), reused
-    from its KV cache (``cache_read``) and generated. ``shown``: a suggestion went to an editor,
-    which may accept it, ``chars`` long."""
+    """An autocomplete request on the local model (or the team's completion server, which
+    ``provider`` names: local-network traffic, no cost): the tokens it evaluated (``input``),
+    reused from its cache (``cache_read``) and generated. ``shown``: a suggestion went to an
+    editor, which may accept it, ``chars`` long."""
     return Entry(
         task=AUTOCOMPLETE,
         outcome=outcome,
         tier=LOCAL_TIER,
-        provider=LOCAL_PROVIDER,
+        provider=provider,
         model=model,
         tokens=tokens,
         latency_ms=latency_ms,

@@ -18,6 +18,8 @@ from nearline.accounting.entries import (
 from nearline.accounting.ledger import Ledger
 from nearline.accounting.prices import Tokens
 from nearline.completion import CompletionResult, CompletionService, Source
+from nearline.completion.hedge import Engine
+from nearline.config import LOCAL_PROVIDER
 from nearline.documents import DocumentView
 from nearline.errors import DocumentError, ModelError, UnsupportedDocumentError
 from nearline.tasks import AUTOCOMPLETE
@@ -31,6 +33,9 @@ OUTCOME_OF = {
 }
 """The ledger outcome of each way a completion was served."""
 
+REMOTE_PROVIDER = "completion-server"
+"""The ledger's provider of a suggestion the team's completion server wrote."""
+
 
 def entry_of(
     result: CompletionResult,
@@ -41,15 +46,20 @@ def entry_of(
     shown: bool = False,
 ) -> Entry:
     """The ledger row of a completion the service answered."""
-    g = result.generation
-    tokens = (
-        Tokens(input=g.evaluated_tokens, cache_read=g.reused_tokens, output=len(g.tokens))
-        if g is not None
-        else Tokens()
-    )
+    g, a = result.generation, result.remote
+    if a is not None:  # the completion server's tokens: local-network traffic, no cost
+        cached = min(a.cached_tokens, a.prompt_tokens)
+        tokens = Tokens(
+            input=a.prompt_tokens - cached, cache_read=cached, output=a.generated_tokens
+        )
+    elif g is not None:
+        tokens = Tokens(input=g.evaluated_tokens, cache_read=g.reused_tokens, output=len(g.tokens))
+    else:
+        tokens = Tokens()
     return completion_entry(
         outcome=OUTCOME_OF[result.source],
         model=result.model_id,
+        provider=REMOTE_PROVIDER if result.engine is Engine.REMOTE else LOCAL_PROVIDER,
         tokens=tokens,
         latency_ms=result.latency_ms,
         project=project,

@@ -8,6 +8,7 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 
 from nearline.cli.common import parse_location, settings_for
 from nearline.errors import NearlineError
@@ -17,7 +18,8 @@ def run(args: argparse.Namespace) -> int:
     from nearline.accounting.ledger import Ledger
     from nearline.app.completions import Completions
     from nearline.app.project import project_of_file
-    from nearline.completion import Source, build_service
+    from nearline.app.remote import make_service
+    from nearline.completion import Source
     from nearline.documents import OpenDocument, language_of
 
     path, line, column = parse_location(args.location)
@@ -29,13 +31,13 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_for(args, path.resolve().parent)
     uri = path.resolve().as_uri()
     view = OpenDocument(uri, text, None, settings.completion.max_document_bytes).view()
-    service = build_service(settings)
+    project = project_of_file(path, settings)
+    service = make_service(settings, Path(project.root) if project.root else None)
     # The row is queued by complete() and written on the ledger's thread: the answer is
     # printed first, and a busy or unwritable ledger costs at most ~2 s after it.
     ledger = Ledger(
         on_error=lambda text: print(f"nearline: {text}", file=sys.stderr), busy_timeout=0.5
     )
-    project = project_of_file(path, settings)
     completions = Completions(service, ledger, lambda: project, client="complete")
     try:
         t0 = time.perf_counter()
@@ -51,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
     info = {
         "suggestion": result.text,
         "model": result.model_id,
-        "template": service.engine.template.id,
-        "route": "local",
+        "template": service.engine.template.id if result.engine == "local" else "",
+        "engine": result.engine,
+        "route": "team completion server" if result.engine == "remote" else "local",
         "source": result.source,
         "cache": "hit" if result.source is Source.CACHE else "miss",
         "latency_ms": round(result.latency_ms, 1),
@@ -63,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(result.text if result.text else "(no suggestion)")
         print("---")
-        print(f"model:   {info['model']} (template {info['template']})")
+        template = f" (template {info['template']})" if info["template"] else ""
+        print(f"model:   {info['model']}{template}")
+        print(f"engine:  {info['engine']}")
         print(f"route:   {info['route']}")
         print(f"cache:   {info['cache']} ({result.source})")
         print(f"latency: {info['latency_ms']} ms (model load {info['load_ms']} ms)", flush=True)

@@ -2,12 +2,7 @@
 the prompt window, the engine and post-processing. Imports no accounting, escalation or LSP
 code."""
 
-from nearline.completion.service import (
-    CompletionResult,
-    CompletionService,
-    Source,
-    Stats,
-    build_service,
-)
+from nearline.completion.result import CompletionResult, Source, Stats
+from nearline.completion.service import CompletionService, build_service
 
 __all__ = ["CompletionResult", "CompletionService", "Source", "Stats", "build_service"]

@@ -49,6 +49,8 @@ class Status:
     spend_today_usd: float = 0.0
     source: str | None = None
     latency_ms: float | None = None
+    engine: str | None = None
+    """Who wrote the answer: "local" (this machine's model) or "remote" (the team's server)."""
     provider: str | None = None
     cost_usd: float | None = None
     usage: Mapping[str, int] | None = None
@@ -61,7 +63,7 @@ class Status:
             "message": self.message,
             "spend_today_usd": self.spend_today_usd,
         }
-        for key in ("source", "latency_ms", "provider", "cost_usd", "usage"):
+        for key in ("source", "latency_ms", "engine", "provider", "cost_usd", "usage"):
             value = getattr(self, key)
             if value is not None:
                 data[key] = dict(value) if key == "usage" else value

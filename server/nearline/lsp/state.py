@@ -18,9 +18,10 @@ from nearline.app.completions import Completions
 from nearline.app.escalations import Escalations
 from nearline.app.indexing import IndexBuilder, index_text, open_shared_index
 from nearline.app.project import project_of
+from nearline.app.remote import make_service, service_key
 from nearline.app.team import TeamLink, with_team
 from nearline.catalog import resolve_model_path
-from nearline.completion import CompletionService, build_service
+from nearline.completion import CompletionService
 from nearline.config import ConfigStack, Settings, merge
 from nearline.documents import OpenDocument
 from nearline.errors import ConfigError, LedgerError, UnknownDocumentError
@@ -38,10 +39,10 @@ class ServerState:
         self,
         flags: Mapping[str, Any] | None = None,
         *,
-        service_factory: Callable[[Settings], CompletionService] = build_service,
+        service_factory: Callable[[Settings], CompletionService] | None = None,
     ) -> None:
         self.stack = ConfigStack(flags=dict(flags or {}))
-        self.service_factory = service_factory
+        self.service_factory = service_factory or (lambda s: make_service(s, self.stack.root))
         """Makes the completion service for the settings (a fake engine's, in tests)."""
         self.settings: Settings = self.stack.settings
         self.ledger: Ledger | None = None
@@ -94,7 +95,7 @@ class ServerState:
         new = self.settings
         completions = self._completions
         if completions is not None:
-            if (old.model, old.cache) != (new.model, new.cache):
+            if service_key(old) != service_key(new):
                 self._completions = None
                 completions.service.close()
                 self.completions  # noqa: B018 (a new service: the new model starts loading)

@@ -7,6 +7,7 @@ local M = {}
 ---@field tier string?       'local'
 ---@field model string?
 ---@field source string?     'model', 'cache', 'typing-through', ...
+---@field engine string?     'local' or 'remote' (the team's completion server)
 ---@field latency_ms number? of the last answer
 ---@field spend_today_usd number?
 ---@field message string?
@@ -62,7 +63,7 @@ local function number(value)
   return type(value) == 'number' and value or nil
 end
 
---- "nearline: local 42ms $0.00", "nearline: loading…", "nearline: error", "nearline: off",
+--- "nearline: local 42ms $0.00" ("remote" when the team's completion server answered), "nearline: loading…", "nearline: error", "nearline: off",
 --- or "" when no nearline client runs.
 ---@return string
 function M.statusline()
@@ -79,7 +80,11 @@ function M.statusline()
   if status.state ~= 'ready' then
     return 'nearline: loading…'
   end
-  local parts = { 'nearline:', type(status.tier) == 'string' and status.tier or 'local' }
+  local where = type(status.tier) == 'string' and status.tier or 'local'
+  if status.engine == 'remote' then
+    where = 'remote'
+  end
+  local parts = { 'nearline:', where }
   local latency = number(status.latency_ms)
   if latency then
     table.insert(parts, ('%dms'):format(math.floor(latency + 0.5)))

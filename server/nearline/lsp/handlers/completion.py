@@ -38,6 +38,7 @@ async def inline_completion(
                 "source": result.source,
                 "chars": len(result.text),
                 "model": result.model_id,
+                "engine": result.engine,
             }
         ],
     )
@@ -110,6 +111,7 @@ async def _complete(
                 spend_today_usd=state.spend_today(),
                 source=result.source,
                 latency_ms=round(result.latency_ms, 1),
+                engine=result.engine,
             )
         )
     return result

@@ -43,7 +43,7 @@ def stats(conn: Connection) -> dict[str, Any]:
             "last_refresh": dataclasses.asdict(index.last) if index.last else None,
         }
     if service is not None:
-        data.update(service.stats.as_dict())
+        data.update(service.stats_dict())
         error = service.load_error()
         data.update(
             loaded=service.load_future.done() and error is None,
