@@ -119,7 +119,7 @@ def test_typed_since() -> None:
     assert typed_since(new, old) is None
 
 
-async def test_the_server_in_first_serves_and_stops_the_local_job(
+async def test_the_server_in_first_serves_and_the_local_job_runs_on(
     services: list[CompletionService],
 ) -> None:
     engine = FakeEngine(" + local + b", token_s=0.05)
@@ -131,8 +131,9 @@ async def test_the_server_in_first_serves_and_stops_the_local_job(
     assert remote.threads == {"nearline-remote"}  # the server's own thread, not the loop's
     prompt = remote.prompts[0]
     assert prompt.prefix.endswith("return a") and prompt.stop == ("\n",)
-    await asyncio.sleep(0.1)
-    assert service.stats.cancelled == 1  # the local job was stopped
+    await asyncio.sleep(0.6)
+    # the local job ran on (its model keeps up with the person) and changed nothing shown
+    assert service.stats.cancelled == 0 and service.stats.model_calls == 1
     assert service.stats.recent[-1]["engine"] == "remote"
     # typing what the server wrote is typing-through, still the server's
     typed = CODE + " +"

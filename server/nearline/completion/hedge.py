@@ -26,6 +26,8 @@ from nearline.errors import NearlineError, RemoteEngineError
 from nearline.vocab import StrEnum
 
 log = logging.getLogger(__name__)
+RECENT = 20
+"""The answers whose median says whether one can still make the budget."""
 
 
 class Engine(StrEnum):
@@ -216,6 +218,14 @@ class Hedge:
         self._live[uri] = live
         self.stats.asked += 1
         return live, ""
+
+    def may_arrive(self, live: LiveRemote, by: float) -> bool:
+        """Whether ``live``'s answer may be in by ``by`` (``perf_counter``), going by the
+        median of the server's last answers (no answers yet: it may)."""
+        recent = sorted(self.stats.latencies[-RECENT:])
+        if not recent:
+            return True
+        return live.started + recent[len(recent) // 2] / 1000 <= by
 
     def supersede(self, uri: str) -> None:
         """Close the document's live request (a newer keystroke needs another)."""

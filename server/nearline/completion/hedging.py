@@ -21,6 +21,9 @@ from nearline.completion.result import CompletionResult, Source
 from nearline.documents import DocumentView
 from nearline.errors import ModelError
 
+MARGIN_S = 0.002
+"""Answered this much before the budget ends (the reply still has to be written)."""
+
 if TYPE_CHECKING:
     from nearline.completion.core import ServiceCore
 
@@ -111,7 +114,9 @@ async def hedged(
     if not local.done():
         text = remote_text(svc, live, typed)
         if text:
-            local.cancel()
+            # The local job runs on to its budget (and carries on): its model stays as far
+            # along as the person, for the keystroke the server has nothing for.
+            local.add_done_callback(_retrieved)
             return served(svc, uri, ctx, live, text)
         await asyncio.wait((local,))
     if (exc := local.exception()) is not None:
@@ -123,8 +128,8 @@ async def hedged(
             return served(svc, uri, ctx, live, text)
         raise exc
     result = local.result()
-    left = end - time.perf_counter()
-    if not live.future.done() and left > 0:
+    left = end - MARGIN_S - time.perf_counter()
+    if not live.future.done() and left > 0 and svc.hedge.may_arrive(live, end):
         await asyncio.wait((live.future,), timeout=left)
     if live.future.done():
         text = remote_text(svc, live, typed)
@@ -132,7 +137,15 @@ async def hedged(
             return served(svc, uri, ctx, live, text)
     elif result.source is not Source.SUPERSEDED:
         live.future.add_done_callback(lambda _f: late(svc, uri, ctx, seq, live, typed, result.text))
+    if result.source is not Source.SUPERSEDED:
+        svc.shown.remember(uri, ctx, result.text, model=result.model_id)
     return result
+
+
+def _retrieved(task: asyncio.Future[CompletionResult]) -> None:
+    """A local answer nobody reads: its error (the load's, say) is told elsewhere."""
+    if not task.cancelled():
+        task.exception()
 
 
 def served(

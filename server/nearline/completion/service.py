@@ -100,7 +100,7 @@ class CompletionService(ServiceCore):
             asked = hedge.ask(view.uri, ctx, window)
             if hedge.only:
                 return await hedging.remote_only(self, view.uri, ctx, asked)
-        local = asyncio.ensure_future(self._local(view, ctx))
+        local = asyncio.ensure_future(self._local(view, ctx, remember=asked is None))
         if asked is None:
             return await local
         try:
@@ -109,8 +109,11 @@ class CompletionService(ServiceCore):
             local.cancel()
             raise
 
-    async def _local(self, view: DocumentView, ctx: CompletionContext) -> CompletionResult:
-        """The local model's answer (or its cache's)."""
+    async def _local(
+        self, view: DocumentView, ctx: CompletionContext, *, remember: bool = True
+    ) -> CompletionResult:
+        """The local model's answer (or its cache's); ``remember``: as the one shown (hedged,
+        the race decides that)."""
         await self.wait_loaded()
         prompt = self._prompt(ctx, view.uri)
         key = self._key(ctx, prompt)
@@ -126,7 +129,8 @@ class CompletionService(ServiceCore):
         model = self.engine.model_id
         if cached is not None:
             self.stats.cache_hits += 1
-            self.shown.remember(view.uri, ctx, cached, model=model)
+            if remember:
+                self.shown.remember(view.uri, ctx, cached, model=model)
             return self._result(cached, Source.CACHE, ctx)
 
         generation = found
@@ -141,7 +145,8 @@ class CompletionService(ServiceCore):
             self._carry_on(view.uri, ctx, prompt, key, generation, shown=bool(text))
         else:
             self.cache.put(key, text)
-        self.shown.remember(view.uri, ctx, text, model=model)
+        if remember:
+            self.shown.remember(view.uri, ctx, text, model=model)
         return self._result(text, Source.MODEL, ctx, generation)
 
     def _load_or_generate(
