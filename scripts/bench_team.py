@@ -85,6 +85,8 @@ from costbench.workload import default_start  # noqa: E402
 from teambench import URL_ENV, log  # noqa: E402
 from teambench.checks import Check, Figures, compare  # noqa: E402
 from teambench.cpu import CPU_GOAL, measure_typing, typing_worker  # noqa: E402
+from teambench.dashboard import CHART_GOAL_MS, VIEW_GOAL_MS, slowest  # noqa: E402
+from teambench.dashboard import lines as dashboard_lines  # noqa: E402
 from teambench.fleet import OUTAGE_AT, Fleet, start_server, worker_messages  # noqa: E402
 from teambench.sizes import MONTH_DAYS, completion_rows_size  # noqa: E402
 from teambench.worker import worker  # noqa: E402
@@ -161,6 +163,25 @@ class Result:
                 f"syncer CPU while typing <= {CPU_GOAL:.0%} of a core",
                 self.cpu_share <= CPU_GOAL,
                 f"{self.cpu_share:.3%}",
+            ),
+            *self.dashboard_checks(),
+        ]
+
+    def dashboard_checks(self) -> list[Check]:
+        found = self.reports.get("dashboard")
+        if found is None:
+            return []
+        view, chart = slowest(found)
+        return [
+            Check(
+                f"dashboard views p95 <= {VIEW_GOAL_MS:.0f} ms at the server",
+                view <= VIEW_GOAL_MS,
+                f"slowest p95 {view:.0f} ms",
+            ),
+            Check(
+                f"dashboard first chart p95 <= {CHART_GOAL_MS:.0f} ms in headless Chromium",
+                None if chart is None else chart <= CHART_GOAL_MS,
+                "skipped: no browser" if chart is None else f"slowest p95 {chart:.0f} ms",
             ),
         ]
 
@@ -266,6 +287,8 @@ class Result:
         for label in REPORTS:
             p50, p95 = r[label]
             lines.append(f"  {label:<13} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms")
+        if "dashboard" in r:
+            lines += dashboard_lines(r["dashboard"], self.args.report_runs)
         return lines
 
     def cpu_lines(self) -> list[str]:
@@ -296,6 +319,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--typing-s", type=float, default=60.0, help="the CPU measurement (60 s)")
     p.add_argument("--typing-interval-s", type=float, default=15.0, help="its syncer's (15 s)")
     p.add_argument("--report-runs", type=int, default=12, help="runs of each report (12)")
+    p.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="also time nearline dashboard --team over the year (server and headless Chromium)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--url", default=os.environ.get(URL_ENV, ""), help=f"(${URL_ENV})")
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)

@@ -11,5 +11,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="${1:-}"
 .venv/bin/python -m pip install --quiet --upgrade pip
+if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+  echo "setup: installing nearline; pip compiles llama.cpp (llama-cpp-python) from source the" \
+    "first time, about 8 minutes on 2 cores (its wheel is cached for the next time)" >&2
+fi
+# A heartbeat while pip works quietly (a first install says nothing for minutes otherwise).
+start=$SECONDS
+( while sleep 30; do
+    echo "setup: pip is still installing ($(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s)" >&2
+  done ) &
+heartbeat=$!
+trap 'kill "$heartbeat" 2>/dev/null || true' EXIT
 CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}" \
   .venv/bin/python -m pip install --quiet -c scripts/constraints.txt -e ".${extras}"
+kill "$heartbeat" 2>/dev/null || true

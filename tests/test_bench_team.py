@@ -26,7 +26,9 @@ CHECKS = (
     "outage while developers write; every row arrives after it",
     "usage --team p95 <= 500 ms",
     "syncer CPU while typing <= 1% of a core",
+    "dashboard views p95 <= 500 ms at the server",
 )
+BROWSER_CHECK = "dashboard first chart p95 <= 1500 ms in headless Chromium"
 
 
 def test_bench_team_short_run_passes_every_check() -> None:
@@ -36,7 +38,7 @@ def test_bench_team_short_run_passes_every_check() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bench_team.py")]
         + ["--developers", "3", "--days", "2", "--outage-s", "2"]
-        + ["--typing-s", "4", "--typing-interval-s", "2", "--report-runs", "10"],
+        + ["--typing-s", "4", "--typing-interval-s", "2", "--report-runs", "10", "--dashboard"],
         capture_output=True,
         text=True,
         timeout=240,
@@ -46,7 +48,10 @@ def test_bench_team_short_run_passes_every_check() -> None:
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
     for name in CHECKS:
         assert f"PASS  {name}:" in out, name
-    assert "result: PASS (12 passed, 0 skipped, 0 failed)" in out
+    browser = f"PASS  {BROWSER_CHECK}:" in out
+    assert browser or f"SKIP  {BROWSER_CHECK}:" in out
+    assert f"result: PASS ({13 + browser} passed, {1 - browser} skipped, 0 failed)" in out
     assert "killed dev01 (SIGKILL)" in done.stderr and "killed dev02 (SIGKILL)" in done.stderr
-    for figure in ("sync throughput", "outage:", "a bucket", "by developer", "syncer while typing"):
+    figures = ("sync throughput", "outage:", "a bucket", "by developer", "syncer while typing")
+    for figure in (*figures, "nearline dashboard --team over that year", "a developer's year"):
         assert figure in out, figure

@@ -115,7 +115,13 @@ def year_reports(args: argparse.Namespace, server: Any, url: str) -> dict[str, A
         return {"skipped": f"cannot create a database beside --url's: {exc}"}
     try:
         first, last = load_year(url, year_url, args.developers)
-        return {"first": first, "last": last, **time_reports(year_url, first, last, args)}
+        found = {"first": first, "last": last, **time_reports(year_url, first, last, args)}
+        if getattr(args, "dashboard", False):
+            from teambench.dashboard import time_dashboard
+
+            who, project = developer(0).developer, f"{PROJECT}-0"
+            found["dashboard"] = time_dashboard(year_url, first, last, args, who, project)
+        return found
     finally:
         if server is None:
             with psycopg.connect(url, autocommit=True) as pg:

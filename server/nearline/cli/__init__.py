@@ -1,5 +1,5 @@
-"""The ``nearline`` command: serve, complete, models, route, doctor, usage, prices, eval, team
-(one module each)."""
+"""The ``nearline`` command: serve, complete, models, route, doctor, usage, dashboard, prices,
+eval, team (one module each)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ import logging
 import sys
 
 from nearline import __version__
-from nearline.cli import complete, doctor, evaluate, models, prices, route, serve, team, usage
+from nearline.cli import (
+    complete,
+    dashboard,
+    doctor,
+    evaluate,
+    models,
+    prices,
+    route,
+    serve,
+    team,
+    usage,
+)
 from nearline.cli.common import add_model_flags
 from nearline.errors import NearlineError
 
@@ -21,6 +32,7 @@ COMMANDS = {
     "route": route.run,
     "doctor": doctor.run,
     "usage": usage.run,
+    "dashboard": dashboard.run,
     "prices": prices.run,
     "eval": evaluate.run,
     "team": team.run,
@@ -101,6 +113,23 @@ def main(argv: list[str] | None = None) -> int:
     out.add_argument("--csv", action="store_true", help="print CSV")
     out.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     p_usage.set_defaults(period="day")
+
+    p_board = sub.add_parser("dashboard", help="the usage dashboard in the browser")
+    p_board.add_argument(
+        "--team", action="store_true", help="the whole team's usage, from the team database"
+    )
+    p_board.add_argument(
+        "--port", type=int, help="port (default: usage.dashboard_port, 8760; 0: any free one)"
+    )
+    p_board.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="bind address (default 127.0.0.1; any other than loopback asks for a token)",
+    )
+    p_board.add_argument("--open", action="store_true", help="open the page in a browser")
+    p_board.add_argument(
+        "--token", action="store_true", help="ask for a token on loopback too (a shared machine)"
+    )
 
     p_prices = sub.add_parser("prices", help="the price table; `prices import FILE` (LiteLLM)")
     p_prices.add_argument("action", nargs="?", choices=["list", "import"], default="list")

@@ -432,6 +432,16 @@ class UsageSettings:
     the flagship tier, else ``DEFAULT_FLAGSHIP_MODEL``."""
     project_name: str = ""
     """This project's name in the ledger; empty: its folder's name."""
+    dashboard_port: int = 8760
+    """Where ``nearline dashboard`` listens (``--port``); 0: any free port."""
+
+    def __post_init__(self) -> None:
+        _check(
+            0 <= self.dashboard_port <= 65535,
+            "usage.dashboard_port",
+            self.dashboard_port,
+            "0..65535",
+        )
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,24 @@ TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "out
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+class AcceptanceFigures:
+    """Acceptance and what each accepted suggestion cost, for a record with these fields."""
+
+    shown: int
+    accepted: int
+    cost_usd: float
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return ratio(self.accepted, self.shown)
+
+    @property
+    def cost_per_accepted(self) -> float | None:
+        return ratio(self.cost_usd, self.accepted)
+
+
 @dataclass(frozen=True)
-class Group:
+class Group(AcceptanceFigures):
     """The requests of one day, week, month, model, tier, project or task."""
 
     key: str
@@ -83,14 +99,6 @@ class Group:
     @property
     def saved_usd(self) -> float:
         return self.flagship_cost_usd - self.cost_usd
-
-    @property
-    def acceptance_rate(self) -> float | None:
-        return ratio(self.accepted, self.shown)
-
-    @property
-    def cost_per_accepted(self) -> float | None:
-        return ratio(self.cost_usd, self.accepted)
 
     @property
     def cache_hit_share(self) -> float | None:

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from nearline.accounting.alerts import Spike
-from nearline.accounting.report.model import cache_read_share, period_key, ratio
+from nearline.accounting.report.dashboard import ModelSums
+from nearline.accounting.report.model import AcceptanceFigures, cache_read_share, period_key
 
 TEAM_GROUPINGS = ("developer", "project", "client", "model", "tier", "task")
 ANOMALY_KINDS = ("developer", "project", "tool")
@@ -48,7 +49,7 @@ class TeamGroup:
 
 
 @dataclass(frozen=True)
-class Acceptance:
+class Acceptance(AcceptanceFigures):
     """A developer's completions on one model (``model`` None: all their models)."""
 
     developer: str
@@ -59,14 +60,6 @@ class Acceptance:
     cost_usd: float
     """The developer's whole spend on that model (all models: all of it) in the window,
     escalations included: what each accepted suggestion costs the team."""
-
-    @property
-    def acceptance_rate(self) -> float | None:
-        return ratio(self.accepted, self.shown)
-
-    @property
-    def cost_per_accepted(self) -> float | None:
-        return ratio(self.cost_usd, self.accepted)
 
 
 @dataclass(frozen=True)
@@ -118,6 +111,8 @@ class TeamReport:
     """Per developer: first their row over all models, then one per model."""
     cache: tuple[CacheShare, ...]
     anomalies: tuple[TeamAnomaly, ...]
+    models: tuple[ModelSums, ...] = ()
+    """Sums per tier, provider, model and billed (the dashboard's levers)."""
 
     @property
     def grouped_by(self) -> str:
@@ -202,6 +197,7 @@ def build_team_report(
     acceptance: Iterable[Acceptance],
     cache: Iterable[CacheShare],
     anomalies: Iterable[TeamAnomaly],
+    models: Iterable[ModelSums] = (),
 ) -> TeamReport:
     """The report from what the queries found (in any order)."""
     found = sorted(anomalies, key=lambda a: (a.day, ANOMALY_KINDS.index(a.kind), a.name))
@@ -217,4 +213,5 @@ def build_team_report(
         acceptance=tuple(acceptance_rows(acceptance)),
         cache=tuple(sorted(cache, key=lambda c: c.provider)),
         anomalies=tuple(found),
+        models=tuple(models),
     )

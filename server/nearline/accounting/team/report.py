@@ -9,15 +9,17 @@ with its tokens and cost; request rows count one each. Cache hits are the billed
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from nearline.accounting.prices import Tokens
+from nearline.accounting.report.dashboard import ModelSums
 from nearline.accounting.report.model import PERIODS
 from nearline.accounting.report.team_model import (
     TEAM_GROUPINGS,
@@ -59,10 +61,19 @@ COMPLETION_SUMS = (
 Params = dict[str, Any]
 
 
-def _where(project: str | None, start: str = "first") -> str:
-    """The days from ``%(start)s`` to ``%(last)s``, and the project when one is asked for."""
-    days = f"day BETWEEN %({start})s AND %(last)s"
-    return days + (" AND project = %(project)s" if project else "")
+FILTERS = ("developer", "project", "client", "model", "tier")
+"""What a report may be narrowed to (each a column's value)."""
+
+
+def where_of(params: Params, start: str = "first", *, completions: bool = False) -> str:
+    """The days from ``%(start)s`` to ``%(last)s``, and each of ``FILTERS`` given in
+    ``params``; ``completions``: for the completion buckets (whose tier is "local")."""
+    parts = [f"day BETWEEN %({start})s AND %(last)s"]
+    for name in FILTERS:
+        if params.get(name):
+            column = COMPLETION_COLUMN.get(name, name) if completions else name
+            parts.append(f"{column} = %({name})s")
+    return " AND ".join(parts)
 
 
 def _group(key: Any, n: Any, i: Any, cr: Any, cw: Any, o: Any, usd: Any) -> TeamGroup:
@@ -72,13 +83,13 @@ def _group(key: Any, n: Any, i: Any, cr: Any, cw: Any, o: Any, usd: Any) -> Team
 def read_periods(conn: Conn, params: Params, period: str) -> list[TeamGroup]:
     """Requests, tokens and cost per day, ISO week or month (summed per day first: a date
     groups faster than text)."""
-    where = _where(params.get("project"))
+    where, done = where_of(params), where_of(params, completions=True)
     rows = conn.execute(
         f"""
         SELECT {PERIOD_KEYS[period]}, {SUMS} FROM (
             SELECT day, {REQUEST_SUMS} FROM nearline_requests_daily WHERE {where} GROUP BY day
             UNION ALL
-            SELECT day, {COMPLETION_SUMS} FROM nearline_completions WHERE {where} GROUP BY day
+            SELECT day, {COMPLETION_SUMS} FROM nearline_completions WHERE {done} GROUP BY day
         ) AS t GROUP BY 1
         """,
         params,
@@ -89,11 +100,13 @@ def read_periods(conn: Conn, params: Params, period: str) -> list[TeamGroup]:
 @dataclass(frozen=True)
 class Sums:
     """What one pass over the window found: groups per key (none when grouped by period),
-    acceptance per developer and model, cache reads per provider."""
+    acceptance per developer and model, cache reads per provider, sums per tier, provider,
+    model and billed."""
 
     groups: list[TeamGroup]
     acceptance: list[Acceptance]
     cache: list[CacheShare]
+    models: list[ModelSums]
 
 
 def read_sums(conn: Conn, params: Params, by: str | None) -> Sums:
@@ -105,26 +118,28 @@ def read_sums(conn: Conn, params: Params, by: str | None) -> Sums:
     own_key = by if by not in (None, "developer", "model") else None
     request_key = own_key or "NULL::text"
     completion_key = COMPLETION_COLUMN.get(own_key, own_key) if own_key else "NULL::text"
-    where = _where(params.get("project"))
+    where, done = where_of(params), where_of(params, completions=True)
     rows = conn.execute(
         f"""
-        SELECT GROUPING(key), GROUPING(developer), key, developer, model, provider, billed,
-            {SUMS}, sum(shown), sum(accepted), sum(chars)
+        SELECT GROUPING(key), GROUPING(developer), GROUPING(tier), key, developer, model,
+            provider, billed, tier, {SUMS}, sum(shown), sum(accepted), sum(chars)
         FROM (
-            SELECT {request_key} AS key, developer, model, provider, billed,
+            SELECT {request_key} AS key, developer, model, provider, billed, tier,
                 {REQUEST_SUMS}, 0 AS shown, 0 AS accepted, 0 AS chars
-            FROM nearline_requests_daily WHERE {where} GROUP BY 1, 2, 3, 4, 5
+            FROM nearline_requests_daily WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6
             UNION ALL
-            SELECT {completion_key}, developer, model, NULL, NULL, {COMPLETION_SUMS},
-                sum(shown), sum(accepted), sum(chars_accepted)
-            FROM nearline_completions WHERE {where} GROUP BY 1, 2, 3
-        ) AS t GROUP BY GROUPING SETS ((key), (developer, model), (provider, billed))
+            SELECT {completion_key}, developer, model, 'local', false, 'local',
+                {COMPLETION_SUMS}, sum(shown), sum(accepted), sum(chars_accepted)
+            FROM nearline_completions WHERE {done} GROUP BY 1, 2, 3
+        ) AS t GROUP BY GROUPING SETS (
+            (key), (developer, model), (provider, billed), (tier, provider, model, billed)
+        )
         """,
         params,
     ).fetchall()
-    found = Sums([], [], [])
+    found = Sums([], [], [], [])
     pairs: dict[tuple[str, str], TeamGroup] = {}
-    for no_key, no_developer, key, developer, model, provider, billed, *sums in rows:
+    for no_key, no_developer, no_tier, key, developer, model, provider, billed, tier, *sums in rows:
         n, i, cr, cw, o, usd, shown, accepted, chars = sums
         if not no_key:
             if own_key is not None:
@@ -135,6 +150,11 @@ def read_sums(conn: Conn, params: Params, by: str | None) -> Sums:
                 Acceptance(
                     str(developer), str(model), int(shown), int(accepted), int(chars), float(usd)
                 )
+            )
+        elif not no_tier:
+            tokens = Tokens(int(i), int(cr), int(cw), int(o))
+            found.models.append(
+                ModelSums(str(tier), str(provider), str(model), bool(billed), tokens, float(usd))
             )
         elif billed:
             found.cache.append(CacheShare(str(provider), int(i), int(cr), int(cw)))
@@ -159,7 +179,7 @@ def read_daily_spend(conn: Conn, params: Params) -> DailySpend:
         FROM (
             SELECT developer, project, client, day, sum(cost_usd) AS usd
             FROM nearline_requests_daily
-            WHERE {_where(params.get("project"), start="history")} AND billed
+            WHERE {where_of(params, start="history")} AND billed
             GROUP BY 1, 2, 3, 4
         ) AS t
         GROUP BY GROUPING SETS ((developer, day), (project, day), (client, day))
@@ -228,16 +248,24 @@ def read_report(
     by: str | None = None,
     project: str | None = None,
     rule: TeamSettings | None = None,
+    narrow: Mapping[str, str | None] | None = None,
 ) -> TeamReport:
     """The report of ``first``..``last`` (and the baseline days before ``first`` for the
-    anomalies), ``project`` (a project's name) only when given. ``side``: a second
+    anomalies), ``project`` (a project's name) only when given, and narrowed to the
+    ``FILTERS`` in ``narrow`` (a name → its value). ``side``: a second
     connection on the same snapshot (``reading``), where the anomalies' pass runs beside the
     others (a year's report a fifth to a third sooner on two cores)."""
     if period not in PERIODS or by not in (None, *TEAM_GROUPINGS):
         raise ConfigError(f"cannot group the team's usage by {by or period!r}")
     rule = rule or TeamSettings()
     history = first - dt.timedelta(days=rule.anomaly_baseline_days)
-    params = {"first": first, "last": last, "history": history, "project": project}
+    params = {
+        **{k: v for k, v in (narrow or {}).items() if k in FILTERS},
+        "first": first,
+        "last": last,
+        "history": history,
+        "project": project,
+    }
     lo, hi = first.isoformat(), last.isoformat()
     with ThreadPoolExecutor(max_workers=1) as pool:
         beside = pool.submit(read_daily_spend, side, params) if side is not None else None
@@ -253,6 +281,7 @@ def read_report(
         groups=groups,
         acceptance=sums.acceptance,
         cache=sums.cache,
+        models=sums.models,
         anomalies=find_anomalies(daily, lo, hi, rule),
     )
 
@@ -271,10 +300,12 @@ def check_readable(conn: Conn) -> None:
 
 @dataclass(frozen=True)
 class Readers:
-    """Two connections on one read-only snapshot: ``side`` runs one pass beside ``main``'s."""
+    """Connections on one read-only snapshot: ``side`` runs one pass beside ``main``'s;
+    ``more``, others (the dashboard's)."""
 
     main: Conn
     side: Conn
+    more: tuple[Conn, ...] = ()
 
 
 def _read_only(conn: Conn) -> Conn:
@@ -284,23 +315,26 @@ def _read_only(conn: Conn) -> Conn:
 
 
 @contextmanager
-def reading(target: TeamTarget) -> Iterator[Readers]:
-    """Two read-only connections whose queries all see one snapshot (``main``'s, exported to
-    ``side``): a sync landing halfway through never splits the report. psycopg's errors
-    leave as ``TeamError``."""
+def reading(target: TeamTarget, more: int = 0) -> Iterator[Readers]:
+    """Read-only connections (two, and ``more``) whose queries all see one snapshot
+    (``main``'s, exported to the others): a sync landing halfway through never splits the
+    report. psycopg's errors leave as ``TeamError``."""
     opened = [target.connect()]
     main = _read_only(opened[0])
     try:
-        with main.transaction():
+        with main.transaction(), ExitStack() as stack:
             main.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
             check_readable(main)
             row = main.execute("SELECT pg_export_snapshot()").fetchone()
-            opened.append(target.connect())
-            side = _read_only(opened[1])
-            with side.transaction():
-                side.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(row[0] if row else None))
-                side.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-                yield Readers(main, side)
+            others = []
+            for _ in range(1 + more):
+                opened.append(target.connect())
+                conn = _read_only(opened[-1])
+                stack.enter_context(conn.transaction())
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(row[0] if row else None))
+                conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+                others.append(conn)
+            yield Readers(main, others[0], tuple(others[1:]))
     except psycopg.Error as exc:
         raise target.error(exc, "cannot read") from None
     finally:
