@@ -1,8 +1,9 @@
 """One keystroke hedged between the local model and the team's completion server: both are
 asked at once; the keystroke is answered with the server's answer when it is in first (the
-local job runs on, keeping its model up with the person), else with the better of the two within ``completion.time_budget_ms``
-(``choose``); a server answer in after that replaces the local one through
-``completionReady`` while the person has not moved. Functions of ``CompletionService``'s state."""
+local job runs on, keeping its model up with the person), else with the better of the two
+within ``completion.time_budget_ms`` (``choose``); a server answer in after that replaces the
+local one through ``completionReady`` while the person has not moved. Functions of
+``CompletionService``'s state."""
 
 from __future__ import annotations
 
