@@ -159,10 +159,13 @@ async def test_a_real_llama_cpp_server_then_killed(
 ) -> None:
     process, url = own_llama_server
     served = served_model(url)
+    # Both serve the same small model here: the local one is held back (min_confidence = 1:
+    # it shows nothing), so the ghost text is surely the server's, whichever is in first.
     options = {
         "model": {"n_threads": 1},
         "completion": {
             "time_budget_ms": 50,
+            "min_confidence": 1,
             "remote": {"kind": "openai", "url": url, "model": served, "read_timeout_s": 60},
         },
     }

@@ -1,0 +1,128 @@
+"""What a reader gives back: usage records with only the allow-listed fields, and what it made
+of the file (lines read and skipped, and why, and where to start next time)."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+MAX_LINE = 16 << 20
+"""A line longer than this is skipped unread (a tool output pasted whole, say)."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One model request another tool made, as the ledger will hold it."""
+
+    source: str
+    key: str
+    """Stable across imports and copies of the file: the ledger row's identity."""
+    ts: float
+    model: str
+    input_tokens: int
+    """Uncached input."""
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    """Reasoning tokens included, once."""
+    project: str
+    """The session's working folder's name (never its path); "" when unknown."""
+    cost_usd: float | None = None
+    """The tool's own figure; None: price it from the price table."""
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+            + self.output_tokens
+        )
+
+
+@dataclass
+class FileRead:
+    """One file's import: the records found, the lines skipped and why, and the offset of the
+    first byte not read (a last line without its newline is left for the next import)."""
+
+    path: Path
+    start: int
+    end: int = 0
+    lines: int = 0
+    skipped: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def summary(self, records: int) -> str:
+        said = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
+        return f"{self.path.name}: {records} records from {self.lines} lines" + (
+            f"; skipped {said}" if said else ""
+        )
+
+
+def lines(path: Path, start: int, read: FileRead) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The file's JSON objects from byte ``start``, one a line, streamed (constant memory); each
+    with the offset just past its line. Garbage, a line too long, and anything but an object
+    are counted in ``read.skipped``; a last line without a newline is not read."""
+    read.end = start
+    with path.open("rb") as f:
+        f.seek(start)
+        offset = start
+        while True:
+            raw = f.readline(MAX_LINE + 1)
+            if not raw:
+                return
+            if not raw.endswith(b"\n"):
+                if len(raw) > MAX_LINE:  # skip the rest of an overlong line
+                    while raw and not raw.endswith(b"\n"):
+                        raw = f.readline(MAX_LINE + 1)
+                        offset += len(raw)
+                    read.skipped["lines too long"] += 1
+                    read.end = offset
+                    continue
+                return  # a line still being written
+            offset += len(raw)
+            read.end = offset
+            read.lines += 1
+            try:
+                found = json.loads(raw)
+            except ValueError:
+                read.skipped["lines not JSON"] += 1
+                continue
+            if not isinstance(found, dict):
+                read.skipped["lines not an object"] += 1
+                continue
+            yield offset, found
+
+
+def number(value: Any) -> int:
+    """A token count; anything else (missing, null, text) is 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def timestamp(value: Any) -> float | None:
+    """An ISO 8601 time (``Z`` or an offset) as a POSIX timestamp; None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp()
+
+
+def folder_name(cwd: Any) -> str:
+    """A working folder's last part: a project's name, never its path."""
+    if not isinstance(cwd, str) or not cwd:
+        return ""
+    return PurePath(cwd.replace("\\", "/")).name[:200]
+
+
+def text(value: Any, limit: int = 200) -> str:
+    """A short name (a model's, an id); "" for anything else."""
+    return value[:limit] if isinstance(value, str) else ""

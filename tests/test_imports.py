@@ -1,0 +1,205 @@
+"""Other tools' logs read into usage records (``accounting.imports``): Claude Code's and Codex's
+JSONL in the shapes their documentation and source show (these fixtures are written here, not
+anyone's logs). Streamed duplicates, copies, a file that grew, bad lines, and privacy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nearline.accounting.imports import READERS, claude_code, codex
+from nearline.accounting.imports.records import Usage
+
+SECRET = "sk-ant-api03-DO-NOT-LEAK-0123456789"
+CODE = "def leak(password):\n    return password"
+PATH = "/home/ada/src/acme-billing/secret_plans.py"
+
+
+def jsonl(path: Path, *lines: Any, tail: str = "") -> Path:
+    with path.open("a", encoding="utf-8") as f:
+        for line in lines:
+            f.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+        f.write(tail)
+    return path
+
+
+def assistant(mid: str, output: int, *, ts: str = "2026-11-02T10:00:00.000Z", **kw: Any) -> dict:
+    return {
+        "type": "assistant",
+        "cwd": "/home/ada/src/acme-billing",
+        "sessionId": "s-1",
+        "requestId": f"req_{mid}",
+        "timestamp": ts,
+        "message": {
+            "id": mid,
+            "model": kw.pop("model", "claude-sonnet-4-5-20250929"),
+            "role": "assistant",
+            "content": [{"type": "text", "text": f"{SECRET} {CODE} {PATH}"}],
+            "usage": {
+                "input_tokens": 4,
+                "cache_creation_input_tokens": 1000,
+                "cache_read_input_tokens": 20000,
+                "output_tokens": output,
+            },
+        },
+        **kw,
+    }
+
+
+def records(source: str, path: Path, start: int = 0, **kw: Any) -> tuple[list[Usage], Any]:
+    found, read = READERS[source](path, start, **kw)
+    return list(found), read
+
+
+def test_claude_code_one_record_per_message_the_biggest(tmp_path: Path) -> None:
+    log = jsonl(
+        tmp_path / "s-1.jsonl",
+        {"type": "user", "message": {"role": "user", "content": f"{SECRET}\n{CODE}"}, "cwd": PATH},
+        assistant("msg_a", 1),
+        assistant("msg_a", 50),
+        assistant("msg_a", 120),  # streaming: the same message, its counts growing
+        assistant("msg_b", 7, costUSD=0.0123),
+        assistant("msg_c", 3, model="<synthetic>"),
+        "{not json",
+        {"type": "summary", "summary": CODE},
+        {"type": "assistant", "message": {"id": "msg_d", "content": CODE}},  # no usage
+        tail='{"type": "assistant", "message": {"id": "msg_e"',  # still being written
+    )
+    found, read = records("claude-code", log)
+    assert [(r.key, r.output_tokens) for r in found] == [
+        ("msg_a:req_msg_a", 120),
+        ("msg_b:req_msg_b", 7),
+    ]
+    a, b = found
+    assert (a.input_tokens, a.cache_write_tokens, a.cache_read_tokens) == (4, 1000, 20000)
+    assert a.project == "acme-billing" and a.model == "claude-sonnet-4-5-20250929"
+    assert a.cost_usd is None and b.cost_usd == 0.0123
+    assert read.skipped == {"lines not JSON": 1, "assistant lines without usage": 1}
+    assert read.end == log.stat().st_size - len('{"type": "assistant", "message": {"id": "msg_e"')
+    assert "skipped 1 assistant lines without usage, 1 lines not JSON" in read.summary(len(found))
+
+    again, _ = records("claude-code", log, read.end)  # nothing new
+    assert again == []
+    jsonl(log, tail=', "usage": {"output_tokens": 9}}, "timestamp": "2026-11-02T11:00:00Z"}\n')
+    grown, _ = records("claude-code", log, read.end)
+    assert [r.key for r in grown] == ["msg_e"] and grown[0].output_tokens == 9
+
+
+def test_claude_code_an_open_session_keeps_its_last_message_for_later(tmp_path: Path) -> None:
+    log = jsonl(tmp_path / "s.jsonl", assistant("msg_a", 5), assistant("msg_b", 1))
+    first, read = records("claude-code", log, hold_last=True)
+    assert [r.key for r in first] == ["msg_a:req_msg_a"]
+    jsonl(log, assistant("msg_b", 80))  # the answer went on streaming
+    later, _ = records("claude-code", log, read.end)
+    assert [(r.key, r.output_tokens) for r in later] == [("msg_b:req_msg_b", 80)]
+
+
+def test_claude_code_a_copy_of_a_session_has_the_same_keys(tmp_path: Path) -> None:
+    lines = [assistant("msg_a", 5), assistant("msg_b", 6)]
+    one = jsonl(tmp_path / "a.jsonl", *lines)
+    copy = jsonl(tmp_path / "copy.jsonl", *lines)
+    assert [r.key for r in records("claude-code", one)[0]] == [
+        r.key for r in records("claude-code", copy)[0]
+    ]
+
+
+def token_count(
+    total: tuple[int, int, int, int], last: tuple[int, int, int, int] | None, ts: str
+) -> dict:
+    def counts(v: tuple[int, int, int, int]) -> dict:
+        return {
+            "input_tokens": v[0],
+            "cached_input_tokens": v[1],
+            "output_tokens": v[2],
+            "reasoning_output_tokens": v[3],
+            "total_tokens": v[0] + v[2],
+        }
+
+    info: dict[str, Any] = {"total_token_usage": counts(total)}
+    if last is not None:
+        info["last_token_usage"] = counts(last)
+    return {"timestamp": ts, "type": "event_msg", "payload": {"type": "token_count", "info": info}}
+
+
+def test_codex_turns_from_token_counts(tmp_path: Path) -> None:
+    log = jsonl(
+        tmp_path / "rollout-2026-11-02T10-00-00-abc.jsonl",
+        {
+            "timestamp": "2026-11-02T10:00:00Z",
+            "type": "session_meta",
+            "payload": {"id": "abc", "cwd": "/home/ada/src/acme-billing", "instructions": CODE},
+        },
+        {
+            "timestamp": "2026-11-02T10:00:01Z",
+            "type": "response_item",
+            "payload": {"type": "message", "content": [{"text": SECRET}]},
+        },
+        {
+            "timestamp": "2026-11-02T10:00:01Z",
+            "type": "event_msg",
+            "payload": {"type": "token_count", "info": None, "rate_limits": {}},
+        },
+        token_count(
+            (1000, 800, 50, 20), (1000, 800, 50, 20), "2026-11-02T10:00:02Z"
+        ),  # no model yet
+        {
+            "timestamp": "2026-11-02T10:00:03Z",
+            "type": "turn_context",
+            "payload": {"model": "gpt-5-codex", "cwd": "/home/ada/src/acme-billing"},
+        },
+        token_count((3000, 2400, 150, 60), (2000, 1600, 100, 40), "2026-11-02T10:00:04Z"),
+        token_count((3000, 2400, 150, 60), (2000, 1600, 100, 40), "2026-11-02T10:00:04Z"),  # again
+        token_count((4000, 3000, 190, 70), None, "2026-11-02T10:00:05Z"),  # total only
+        "garbage",
+    )
+    found, read = records("codex", log)
+    assert [(r.input_tokens, r.cache_read_tokens, r.output_tokens) for r in found] == [
+        (400, 1600, 100),  # 2000 in, 1600 of them cached; reasoning is part of the 100
+        (400, 600, 40),  # the growth of the total
+    ]
+    assert {r.model for r in found} == {"gpt-5-codex"} and {r.project for r in found} == {
+        "acme-billing"
+    }
+    assert found[0].key == "abc:3150"
+    assert read.skipped == {
+        "token counts without tokens, a time or a model": 1,
+        "lines not JSON": 1,
+    }
+    assert records("codex", log, read.end)[0] == []
+    jsonl(log, token_count((5000, 3500, 230, 80), (1000, 500, 40, 10), "2026-11-02T10:01:00Z"))
+    grown, _ = records("codex", log, read.end)
+    assert [(r.input_tokens, r.cache_read_tokens, r.output_tokens) for r in grown] == [
+        (500, 500, 40)
+    ]
+
+
+def test_nothing_but_the_allow_listed_fields_is_read(tmp_path: Path) -> None:
+    claude = jsonl(tmp_path / "c.jsonl", assistant("msg_a", 5))
+    rollout = tmp_path / "rollout.jsonl"
+    jsonl(
+        rollout,
+        {"type": "session_meta", "payload": {"id": "abc", "cwd": PATH, "instructions": SECRET}},
+        {"type": "turn_context", "payload": {"model": "gpt-5-codex"}},
+        token_count((10, 0, 5, 0), (10, 0, 5, 0), "2026-11-02T10:00:04Z"),
+    )
+    found = records("claude-code", claude)[0] + records("codex", rollout)[0]
+    assert len(found) == 2
+    for record in found:
+        for value in vars(record).values():
+            said = str(value)
+            assert SECRET not in said and "def leak" not in said and "/home/ada" not in said
+    assert found[1].project == "secret_plans.py"  # a folder's name, never its path
+
+
+def test_where_each_tool_keeps_its_logs() -> None:
+    assert claude_code.roots({"HOME": "/h"}) == [
+        Path("/h/.claude/projects"),
+        Path("/h/.config/claude/projects"),
+    ]
+    assert claude_code.roots({"CLAUDE_CONFIG_DIR": "/a,/b"}) == [
+        Path("/a/projects"),
+        Path("/b/projects"),
+    ]
+    assert codex.roots({"HOME": "/h"}) == [Path("/h/.codex/sessions")]
+    assert codex.roots({"CODEX_HOME": "/c"}) == [Path("/c/sessions")]
