@@ -203,3 +203,17 @@ def test_where_each_tool_keeps_its_logs() -> None:
     ]
     assert codex.roots({"HOME": "/h"}) == [Path("/h/.codex/sessions")]
     assert codex.roots({"CODEX_HOME": "/c"}) == [Path("/c/sessions")]
+
+
+def test_an_overlong_line_is_skipped_whole(tmp_path: Path, monkeypatch: Any) -> None:
+    from nearline.accounting.imports import records as module
+
+    monkeypatch.setattr(module, "MAX_LINE", 1000)
+    log = jsonl(tmp_path / "s.jsonl", assistant("msg_a", 5))
+    first_end = log.stat().st_size
+    jsonl(log, {"type": "user", "message": {"content": "x" * 5000}}, assistant("msg_b", 6))
+    found, read = records("claude-code", log, first_end)
+    assert [r.key for r in found] == ["msg_b:req_msg_b"]
+    assert read.skipped == {"lines too long": 1} and read.end == log.stat().st_size
+    jsonl(log, tail='{"type": "user", "message": "' + "y" * 5000)  # overlong, still written
+    assert records("claude-code", log, read.end)[1].end == read.end

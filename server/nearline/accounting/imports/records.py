@@ -76,14 +76,18 @@ def lines(path: Path, start: int, read: FileRead) -> Iterator[tuple[int, dict[st
             if not raw:
                 return
             if not raw.endswith(b"\n"):
-                if len(raw) > MAX_LINE:  # skip the rest of an overlong line
-                    while raw and not raw.endswith(b"\n"):
-                        raw = f.readline(MAX_LINE + 1)
-                        offset += len(raw)
-                    read.skipped["lines too long"] += 1
-                    read.end = offset
-                    continue
-                return  # a line still being written
+                if len(raw) <= MAX_LINE:
+                    return  # a line still being written
+                length = len(raw)  # an overlong line: skip to its end, unread
+                while raw and not raw.endswith(b"\n"):
+                    raw = f.readline(MAX_LINE + 1)
+                    length += len(raw)
+                if not raw:
+                    return  # still being written: left for the next import
+                offset += length
+                read.skipped["lines too long"] += 1
+                read.end = offset
+                continue
             offset += len(raw)
             read.end = offset
             read.lines += 1
