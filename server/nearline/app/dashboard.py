@@ -13,10 +13,17 @@ from typing import Any
 from nearline.accounting.alerts import WINDOW_DAYS
 from nearline.accounting.ledger import ledger_path
 from nearline.accounting.ledger.queries import read_first_day, read_rows
-from nearline.accounting.prices import Price, Tokens, flagship, provider_price, table_for
+from nearline.accounting.prices import Price, Tokens, flagship, table_for
 from nearline.accounting.report import dashboard as board
 from nearline.accounting.report.export import report_dict
-from nearline.accounting.report.model import PERIODS, build_report, parse_day, window
+from nearline.accounting.report.model import (
+    PERIODS,
+    PriceFor,
+    build_report,
+    parse_day,
+    prices_for,
+    window,
+)
 from nearline.app.project import project_at
 from nearline.config import Caps, Settings
 from nearline.errors import ConfigError
@@ -203,15 +210,10 @@ def local_budgets(
     return out
 
 
-def price_lookup(settings: Settings) -> tuple[str, Price, board.PriceFor]:
+def price_lookup(settings: Settings) -> tuple[Price, PriceFor]:
+    """The flagship's prices, and every other model's (as ``usage`` prices them)."""
     table = table_for(settings)
-    model, price = flagship(settings, table)
-
-    def price_for(provider: str, model: str) -> Price | None:
-        found = settings.providers.get(provider)
-        return provider_price(found, table) if found is not None else table.get(model)
-
-    return model, price, price_for
+    return flagship(settings, table)[1], prices_for(settings, table)
 
 
 def local_dashboard(
@@ -241,7 +243,7 @@ def local_dashboard(
     )
     lo, hi = first.isoformat(), last.isoformat()
     inside = [r for r in rows if lo <= str(r["day"]) <= hi]
-    _, price, price_for = price_lookup(settings)
+    price, price_for = price_lookup(settings)
     sums = model_sums(inside)
     naive, levers = board.levers(sums, price, price_for)
     project = project_at(root, settings) if root is not None else None

@@ -72,7 +72,7 @@ def team_dashboard(
     asof = min(last, today)
     narrow = filters.narrow()
     params = {**narrow, "first": first, "last": last}
-    _, price, price_for = price_lookup(settings)
+    price, price_for = price_lookup(settings)
     target = TeamTarget.from_env(team.url_env)
     with reading(target, more=2) as db, ThreadPoolExecutor(max_workers=1) as pool:
         extra = (db.more[0], db.more[1])

@@ -12,12 +12,12 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nearline.accounting.prices import Price, Tokens
-from nearline.accounting.report.model import AcceptanceFigures, ratio
+from nearline.accounting.report.model import AcceptanceFigures, PriceFor, ratio
 
 TOKEN_KEYS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 STACKS = ("tier", "client")
@@ -155,9 +155,6 @@ class Dashboard:
 
 
 # -- levers -----------------------------------------------------------------------------------
-
-PriceFor = Callable[[str, str], "Price | None"]
-"""(provider, model) → its prices, None when unknown."""
 
 
 def levers(

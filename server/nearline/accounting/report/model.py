@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from nearline.accounting.alerts import spike
 from nearline.accounting.prices import (
     Price,
+    PriceTable,
     Tokens,
     as_cloud_request,
     flagship,
@@ -241,6 +242,17 @@ def hit_share(rows: Sequence[Row]) -> float | None:
 
 PriceOf = Callable[[Row], "Price | None"]
 """A row's prices (its provider's, else its model's), None when unknown."""
+PriceFor = Callable[[str, str], "Price | None"]
+"""(provider, model) → its prices: the configured provider's, else the model's in the table;
+None when unknown."""
+
+
+def prices_for(settings: Settings, table: PriceTable) -> PriceFor:
+    def price_for(provider: str, model: str) -> Price | None:
+        found = settings.providers.get(provider)
+        return provider_price(found, table) if found is not None else table.get(model)
+
+    return price_for
 
 
 def cache_saved(rows: Iterable[Row], price_of: PriceOf) -> float:
@@ -342,11 +354,10 @@ def build_report(
     table = table_for(settings)
     model, price = flagship(settings, table)
 
+    price_for = prices_for(settings, table)
+
     def price_of(row: Row) -> Price | None:
-        provider = settings.providers.get(str(row.get("provider") or ""))
-        if provider is not None:
-            return provider_price(provider, table)
-        return table.get(str(row.get("model") or ""))
+        return price_for(str(row.get("provider") or ""), str(row.get("model") or ""))
 
     inside = [r for r in rows if lo <= str(r["day"]) <= hi]
     anomalies = find_anomalies(rows, settings, lo, hi, first_day)
