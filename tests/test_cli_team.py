@@ -13,6 +13,7 @@ import pytest
 from nearline.accounting.entries import Outcome, Project, escalation_entry
 from nearline.accounting.ledger import Ledger
 from nearline.accounting.prices import Tokens
+from nearline.accounting.team.schema import SCHEMA_VERSION
 from nearline.cli import main
 from support.net import closed_port
 
@@ -68,7 +69,7 @@ def test_status_then_sync_then_status(
     assert "127.0.0.1:" in out and "/t_" in out and password not in out
     code, found, _ = status(capsys)
     assert found["waiting"] == 0 and found["last_sync"] and found["last_error"] == ""
-    assert "schema version 1" in str(found["check"])
+    assert f"schema version {SCHEMA_VERSION}" in str(found["check"])
     assert main(["doctor"]) in (0, 1)  # the model may be missing; the team line is what counts
     out = capsys.readouterr().out
     assert "[ok ] team database: 127.0.0.1" in out and password not in out
@@ -126,7 +127,7 @@ def test_newer_schema_dropped_table_read_only_user(
     code, found, _ = status(capsys)
     assert code == 1 and "newer than this nearline knows" in str(found["check"])
     with psycopg.connect(team_url, autocommit=True) as pg:
-        pg.execute("UPDATE nearline_schema SET version = 1")
+        pg.execute("UPDATE nearline_schema SET version = %s", (SCHEMA_VERSION,))
         pg.execute("DROP TABLE nearline_requests")
     code, found, _ = status(capsys)
     assert code == 1 and "no table nearline_requests" in str(found["check"])
@@ -137,7 +138,8 @@ def test_newer_schema_dropped_table_read_only_user(
         from nearline.accounting.team.schema import MIGRATIONS
 
         pg.execute("DROP TABLE nearline_completions, nearline_requests_daily")
-        pg.execute(MIGRATIONS[0])  # type: ignore[arg-type]
+        for migration in MIGRATIONS:
+            pg.execute(migration)  # type: ignore[arg-type]
     db = team_url.rsplit("/", 1)[1]
     postgres.sql(f"CREATE ROLE ro_{db} LOGIN PASSWORD 'ro-pass-77'")  # type: ignore[attr-defined]
     postgres.sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO ro_{db}", db)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nearline.accounting.imports import READERS, claude_code, codex
+from nearline.accounting.imports import SOURCES, claude_code, codex
 from nearline.accounting.imports.records import Usage
 
 SECRET = "sk-ant-api03-DO-NOT-LEAK-0123456789"
@@ -48,7 +48,7 @@ def assistant(mid: str, output: int, *, ts: str = "2026-11-02T10:00:00.000Z", **
 
 
 def records(source: str, path: Path, start: int = 0, **kw: Any) -> tuple[list[Usage], Any]:
-    found, read = READERS[source](path, start, **kw)
+    found, read = SOURCES[source].read(path, start, **kw)
     return list(found), read
 
 

@@ -21,7 +21,7 @@ from nearline.accounting.ledger import Ledger, outbox
 from nearline.accounting.ledger.schema import connect
 from nearline.accounting.prices import Tokens
 from nearline.accounting.team.connection import TeamTarget
-from nearline.accounting.team.schema import COMPLETION_COLUMNS, REQUEST_COLUMNS
+from nearline.accounting.team.schema import COMPLETION_COLUMNS, REQUEST_COLUMNS, SCHEMA_VERSION
 from nearline.accounting.team.sync import Identity, TeamSyncer, send
 from nearline.app.team import ShareRule
 from nearline.config import parse_settings
@@ -32,6 +32,7 @@ SENT_REQUEST_COLUMNS = {
     "uid", "ts", "day", "developer", "device", "project", "client", "task", "tier",
     "provider", "model", "language", "outcome", "accepted", "input_tokens",
     "cache_read_tokens", "cache_write_tokens", "output_tokens", "cost_usd", "latency_ms",
+    "cost_source",
 }  # fmt: skip
 SENT_COMPLETION_COLUMNS = {
     "uid", "hour", "day", "developer", "device", "project", "client", "model", "language",
@@ -274,7 +275,7 @@ def test_wrong_password_newer_schema_dropped_table_read_only_user(
     rows(team_url, "UPDATE nearline_schema SET version = 99 RETURNING version")
     with pytest.raises(TeamError, match="newer than this nearline knows"):
         syncer(ledger).sync_now()
-    rows(team_url, "UPDATE nearline_schema SET version = 1 RETURNING version")
+    rows(team_url, f"UPDATE nearline_schema SET version = {SCHEMA_VERSION} RETURNING version")
     with psycopg.connect(team_url, autocommit=True) as c:
         c.execute("DROP TABLE nearline_completions")
     with pytest.raises(TeamError, match="no table nearline_completions"):

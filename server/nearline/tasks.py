@@ -20,6 +20,8 @@ class TaskKind(StrEnum):
 
 AUTOCOMPLETE = "completion"
 """The ledger's task for an autocomplete request (escalations carry their ``TaskKind``)."""
+IMPORTED = "imported"
+"""The ledger's task for another tool's request, read from its log (``nearline usage import``)."""
 
 
 @dataclass(frozen=True)

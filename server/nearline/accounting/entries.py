@@ -3,6 +3,7 @@ escalation a provider answered, a request that got no answer)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any
 
 from nearline.accounting.prices import Tokens
 from nearline.config import LOCAL_PROVIDER
-from nearline.tasks import AUTOCOMPLETE
+from nearline.tasks import AUTOCOMPLETE, IMPORTED
 from nearline.vocab import StrEnum
 
 LOCAL_TIER = "local"
@@ -22,6 +23,19 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     FROM_CACHE = "served-from-cache"
     TYPED_THROUGH = "typed-through"
+
+
+class CostSource(StrEnum):
+    """Where a row's cost came from."""
+
+    METERED = ""
+    """nearline's own request, priced as it was made."""
+    TOOL = "tool"
+    """Another tool's own figure, read from its log or export."""
+    PRICE_TABLE = "price-table"
+    """Another tool's tokens priced from the price table (its log has no cost)."""
+    UNPRICED = "unpriced"
+    """Another tool's tokens on a model the price table does not know: cost 0."""
 
 
 def day_of(ts: float) -> str:
@@ -51,6 +65,7 @@ class Entry:
     """For completions shown to the person: whether they took it (None: not a suggestion)."""
     chars: int = 0
     """A shown suggestion's length in characters (what Tab writes when it is taken)."""
+    cost_source: CostSource = CostSource.METERED
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)
     ts: float = field(default_factory=time.time)
 
@@ -77,6 +92,7 @@ class Entry:
             self.client,
             int(self.cloud),
             self.chars,
+            str(self.cost_source),
         )
 
 
@@ -180,4 +196,40 @@ def unanswered_entry(
         language=language,
         client=client,
         ts=time.time() if ts is None else ts,
+    )
+
+
+def imported_uid(source: str, key: str) -> str:
+    """An imported record's row id: the same record, however often and from whichever copy
+    of its file it is read, is one row."""
+    return "i-" + hashlib.sha256(f"{source}\x1f{key}".encode()).hexdigest()[:32]
+
+
+def imported_entry(
+    *,
+    source: str,
+    key: str,
+    ts: float,
+    provider: str,
+    model: str,
+    tokens: Tokens,
+    cost_usd: float,
+    cost_source: CostSource,
+    project: str,
+) -> Entry:
+    """A request another tool made (``source``: its name, the row's client), read from its
+    log or export. Not ``cloud``: nearline's budgets govern nearline's own requests."""
+    return Entry(
+        task=IMPORTED,
+        outcome=Outcome.OK,
+        tier="",
+        provider=provider,
+        model=model,
+        tokens=tokens,
+        cost_usd=cost_usd,
+        project=project,
+        client=source,
+        cost_source=cost_source,
+        uid=imported_uid(source, key),
+        ts=ts,
     )

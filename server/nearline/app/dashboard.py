@@ -27,7 +27,7 @@ from nearline.accounting.report.model import (
 from nearline.app.project import project_at
 from nearline.config import Caps, Settings
 from nearline.errors import ConfigError
-from nearline.tasks import AUTOCOMPLETE
+from nearline.tasks import AUTOCOMPLETE, IMPORTED
 
 NARROW = ("developer", "project", "client", "model", "tier")
 """The filters that narrow which requests count (each a column's value)."""
@@ -107,10 +107,10 @@ def matches(row: Row, narrow: Mapping[str, str]) -> bool:
 
 
 def model_sums(rows: Iterable[Row]) -> list[board.ModelSums]:
-    out: dict[tuple[str, str, str, bool], list[Row]] = {}
+    out: dict[tuple[str, str, str, bool, bool], list[Row]] = {}
     for r in rows:
         key = (str(r.get("tier") or ""), str(r.get("provider") or ""), str(r.get("model") or ""))
-        out.setdefault((*key, bool(r.get("cloud"))), []).append(r)
+        out.setdefault((*key, bool(r.get("cloud")), r.get("task") == IMPORTED), []).append(r)
     return [
         board.ModelSums(
             tier,
@@ -124,8 +124,9 @@ def model_sums(rows: Iterable[Row]) -> list[board.ModelSums]:
                 sum(int(r["output_tokens"] or 0) for r in rs),
             ),
             math.fsum(float(r["cost_usd"] or 0) for r in rs),
+            imported,
         )
-        for (tier, provider, model, cloud), rs in out.items()
+        for (tier, provider, model, cloud, imported), rs in out.items()
     ]
 
 

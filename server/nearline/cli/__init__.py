@@ -92,7 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     p_doctor = sub.add_parser("doctor", help="check the install and say how to fix it")
     add_model_flags(p_doctor)
 
-    p_usage = sub.add_parser("usage", help="tokens and cost per day, week, month, model, ...")
+    p_usage = sub.add_parser(
+        "usage",
+        help="tokens and cost per day, week, month, model, ...; "
+        "`usage import SOURCE [PATH...]` reads another tool's usage",
+    )
+    p_usage.add_argument("action", nargs="?", choices=["report", "import"], default="report")
+    p_usage.add_argument(
+        "rest",
+        nargs="*",
+        metavar="SOURCE [PATH]",
+        help="import: claude-code, codex, gemini-cli, copilot, openai-usage or anthropic-usage "
+        "(default: [usage.import] sources), then files or folders (default: the tool's own)",
+    )
+    p_usage.add_argument(
+        "--quiet", action="store_true", help="import: one line per source, not per file"
+    )
     period = p_usage.add_mutually_exclusive_group()
     period.add_argument("--daily", dest="period", action="store_const", const="day")
     period.add_argument("--weekly", dest="period", action="store_const", const="week")

@@ -23,6 +23,12 @@ def run(args: argparse.Namespace) -> int:
     from nearline.app.usage import ledger_report, project_filter
     from nearline.errors import ConfigError
 
+    if getattr(args, "action", "report") == "import":
+        from nearline.cli import usage_import
+
+        return usage_import.run(args)
+    if getattr(args, "rest", None):
+        raise ConfigError(f"nearline usage: unexpected {args.rest[0]!r} (did you mean import?)")
     settings = settings_for(args)
     """``nearline usage``: the table, or JSON, CSV or an HTML file."""
     today = dt.date.today()

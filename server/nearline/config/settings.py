@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import cattrs
+import cattrs.gen
 
 from nearline.config.checks import Caps, RangeError
 from nearline.config.checks import check as _check
+from nearline.config.imports import ImportSettings
 from nearline.config.remote import RemoteSettings
 from nearline.config.team import TeamCaps, TeamSettings
 from nearline.errors import ConfigError
@@ -434,6 +436,8 @@ class UsageSettings:
     """This project's name in the ledger; empty: its folder's name."""
     dashboard_port: int = 8760
     """Where ``nearline dashboard`` listens (``--port``); 0: any free port."""
+    import_: ImportSettings = field(default_factory=ImportSettings)
+    """``[usage.import]`` (``import`` is Python's word)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -605,6 +609,15 @@ def _strict(kind: type) -> Any:
 _converter = cattrs.Converter(forbid_extra_keys=True)
 for _kind in (bool, int, float, str):
     _converter.register_structure_hook(_kind, _strict(_kind))
+_converter.register_structure_hook(
+    UsageSettings,
+    cattrs.gen.make_dict_structure_fn(
+        UsageSettings,
+        _converter,
+        _cattrs_forbid_extra_keys=True,
+        import_=cattrs.gen.override(rename="import"),
+    ),
+)
 
 
 def _format(exc: BaseException, kind: type | None) -> str:
@@ -646,7 +659,8 @@ def parse_settings(
                 if text.startswith(f"{key}.") or " = " in text
                 else f"{key or 'settings'}: {text}"
             )
-        raise ConfigError(f"{source}: " + "; ".join(messages)) from None
+        said = "; ".join(messages).replace("usage.import_", "usage.import")  # the TOML name
+        raise ConfigError(f"{source}: {said}") from None
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -672,4 +686,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def as_dict(settings: Settings) -> dict[str, Any]:
-    return dataclasses.asdict(settings)
+    """The settings as the TOML would say them."""
+    found = dataclasses.asdict(settings)
+    found["usage"]["import"] = found["usage"].pop("import_")
+    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ class Usage:
     """The session's working folder's name (never its path); "" when unknown."""
     cost_usd: float | None = None
     """The tool's own figure; None: price it from the price table."""
+    provider: str = ""
+    """Whose model; "": the source's provider."""
 
     @property
     def total_tokens(self) -> int:
@@ -42,6 +45,40 @@ class Usage:
             + self.cache_read_tokens
             + self.cache_write_tokens
             + self.output_tokens
+        )
+
+
+@dataclass(frozen=True)
+class ToolDay:
+    """One day of a tool that reports daily aggregates, not requests (Copilot): per user,
+    editor, language and model where the report says ("" where it does not)."""
+
+    source: str
+    day: str
+    user: str = ""
+    editor: str = ""
+    language: str = ""
+    model: str = ""
+    suggestions: int = 0
+    acceptances: int = 0
+    lines_suggested: int = 0
+    lines_accepted: int = 0
+    chats: int = 0
+    active_users: int = 0
+
+    def row(self) -> tuple[object, ...]:
+        """The ledger's ``tool_days`` row; its uid names the day and what it is of."""
+        parts = (self.source, self.day, self.user, self.editor, self.language, self.model)
+        uid = "d-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+        return (
+            uid,
+            *parts,
+            self.suggestions,
+            self.acceptances,
+            self.lines_suggested,
+            self.lines_accepted,
+            self.chats,
+            self.active_users,
         )
 
 

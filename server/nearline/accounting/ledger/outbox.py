@@ -24,6 +24,7 @@ from nearline.accounting.ledger.schema import BILLED, SYNC_KEPT, SYNC_WAITING
 from nearline.tasks import AUTOCOMPLETE
 
 HOUR_S = 3600
+TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 
 
 @dataclass(frozen=True)
@@ -152,14 +153,24 @@ def last_round(conn: sqlite3.Connection) -> int:
 
 def mark_sent(conn: sqlite3.Connection, batch: Batch, round_: int) -> int:
     """Mark what the team database committed; a row changed since it was read (a suggestion
-    taken) stays waiting. Returns the rows marked."""
-    marks = [(round_, r["id"], r["accepted"]) for r in batch.rows]
-    marks += [(round_, rid, acc) for b in batch.buckets for rid, acc in b.members]
+    taken, an imported record grown) stays waiting. Returns the rows marked."""
+    tokens = "input_tokens + cache_read_tokens + cache_write_tokens + output_tokens"
+    rows = [(round_, r["id"], r["accepted"], sum(r[c] for c in TOKENS)) for r in batch.rows]
+    members = [(round_, rid, acc) for b in batch.buckets for rid, acc in b.members]
+    marked = 0
     with conn:
         cur = conn.executemany(
-            "UPDATE requests SET synced = ? WHERE id = ? AND synced = 0 AND accepted IS ?", marks
+            "UPDATE requests SET synced = ? WHERE id = ? AND synced = 0 AND accepted IS ? "
+            f"AND {tokens} = ?",
+            rows,
         )
-    return int(cur.rowcount)
+        marked += max(cur.rowcount, 0)
+        cur = conn.executemany(
+            "UPDATE requests SET synced = ? WHERE id = ? AND synced = 0 AND accepted IS ?",
+            members,
+        )
+        marked += max(cur.rowcount, 0)
+    return marked
 
 
 def keep_local(conn: sqlite3.Connection, ids: Iterable[int]) -> None:

@@ -58,6 +58,37 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX requests_synced ON requests(synced) WHERE synced > 0;
     CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, ts REAL NOT NULL);
     """,
+    # 5: other tools' usage (issue 23): where a row's cost came from ('' for nearline's own
+    # requests), how far each of their log files was read, and Copilot's daily aggregates
+    """
+    ALTER TABLE requests ADD COLUMN cost_source TEXT NOT NULL DEFAULT '';
+    CREATE TABLE import_files (
+        path TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        device INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        end_offset INTEGER NOT NULL,
+        ts REAL NOT NULL
+    );
+    CREATE TABLE tool_days (
+        uid TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        day TEXT NOT NULL,
+        user TEXT NOT NULL DEFAULT '',
+        editor TEXT NOT NULL DEFAULT '',
+        language TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        suggestions INTEGER NOT NULL DEFAULT 0,
+        acceptances INTEGER NOT NULL DEFAULT 0,
+        lines_suggested INTEGER NOT NULL DEFAULT 0,
+        lines_accepted INTEGER NOT NULL DEFAULT 0,
+        chats INTEGER NOT NULL DEFAULT 0,
+        active_users INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tool_days_day ON tool_days(day);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -83,6 +114,7 @@ COLUMNS = (
     "client",
     "cloud",
     "chars",
+    "cost_source",
 )
 SYNC_WAITING = 0
 """A row not yet in the team database (or changed since: a suggestion taken after it went)."""

@@ -64,6 +64,8 @@ class ModelSums:
     cloud: bool
     tokens: Tokens
     cost_usd: float
+    imported: bool = False
+    """Another tool's requests (``nearline usage import``): no lever of nearline's."""
 
     @property
     def uncached(self) -> Tokens:
@@ -163,9 +165,12 @@ def levers(
     """The naive bill (every request on the flagship, nothing cached) and the steps from it to
     what was paid: the local model (local requests at their cost), routing (each cloud request
     on its own model, uncached) and provider caching (what it was billed). They add up to the
-    naive bill less the actual one."""
+    naive bill less the actual one. Other tools' requests enter the naive bill at their cost."""
     naive = local = routing = caching = 0.0
     for s in sums:
+        if s.imported:
+            naive += s.cost_usd
+            continue
         at_flagship = flag.cost(s.uncached)
         naive += at_flagship
         if not s.cloud:
@@ -189,7 +194,7 @@ def levers(
 
 
 def cloud_cache_share(sums: Iterable[ModelSums]) -> float | None:
-    cloud = [s.tokens for s in sums if s.cloud]
+    cloud = [s.tokens for s in sums if s.cloud and not s.imported]
     read = sum(t.cache_read for t in cloud)
     return ratio(read, sum(t.input + t.cache_read + t.cache_write for t in cloud))
 

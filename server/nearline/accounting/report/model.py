@@ -3,7 +3,7 @@ task, with what the same requests would have cost on the flagship and the days t
 
 ``build_report`` is pure over ledger rows; ``text``, ``export`` and ``html`` only format the
 ``Report`` it returns. "Saved" prices every request's tokens (local ones too) at the configured
-flagship model.
+flagship model; another tool's imported request saved nothing (nearline did not route it).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from nearline.accounting.prices import (
 )
 from nearline.config import Settings
 from nearline.errors import ConfigError
-from nearline.tasks import AUTOCOMPLETE
+from nearline.tasks import AUTOCOMPLETE, IMPORTED
 
 T = TypeVar("T")
 
@@ -285,6 +285,7 @@ def summarize(
         output=_sum(rows, "output_tokens"),
     )
     completions = [r for r in rows if r.get("task") == AUTOCOMPLETE]
+    own = [r for r in rows if r.get("task") != IMPORTED]
     shown = [r for r in completions if r.get("accepted") is not None]
     tiers = bucket(rows, lambda r: str(r.get("tier") or NONE))
     return Group(
@@ -296,7 +297,9 @@ def summarize(
         cache_read_tokens=tokens.cache_read,
         cost_usd=_usd(rows),
         # Prices are linear: the sum of the rows' flagship costs is the cost of their sum.
-        flagship_cost_usd=price.cost(_sum_tokens(as_cloud_request(r) for r in rows)),
+        # Other tools' rows are compared with themselves: nearline did not route them.
+        flagship_cost_usd=price.cost(_sum_tokens(as_cloud_request(r) for r in own))
+        + _usd(r for r in rows if r.get("task") == IMPORTED),
         shown=len(shown),
         accepted=sum(1 for r in shown if r["accepted"]),
         completions=len(completions),

@@ -36,7 +36,7 @@ from nearline.accounting.team.connection import TeamTarget
 from nearline.accounting.team.schema import check_tables, check_version, found_version
 from nearline.config import TeamSettings
 from nearline.errors import ConfigError, TeamError
-from nearline.tasks import AUTOCOMPLETE
+from nearline.tasks import AUTOCOMPLETE, IMPORTED
 
 Conn = psycopg.Connection[Any]
 
@@ -97,6 +97,10 @@ def read_periods(conn: Conn, params: Params, period: str) -> list[TeamGroup]:
     return [_group(*row) for row in rows]
 
 
+IMPORTED_TIER = "(imported)"
+"""Another tool's rows, told apart in the sums per tier (nearline routed none of them)."""
+
+
 @dataclass(frozen=True)
 class Sums:
     """What one pass over the window found: groups per key (none when grouped by period),
@@ -124,7 +128,8 @@ def read_sums(conn: Conn, params: Params, by: str | None) -> Sums:
         SELECT GROUPING(key), GROUPING(developer), GROUPING(tier), key, developer, model,
             provider, billed, tier, {SUMS}, sum(shown), sum(accepted), sum(chars)
         FROM (
-            SELECT {request_key} AS key, developer, model, provider, billed, tier,
+            SELECT {request_key} AS key, developer, model, provider, billed,
+                CASE WHEN task = '{IMPORTED}' THEN '{IMPORTED_TIER}' ELSE tier END,
                 {REQUEST_SUMS}, 0 AS shown, 0 AS accepted, 0 AS chars
             FROM nearline_requests_daily WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6
             UNION ALL
@@ -153,8 +158,17 @@ def read_sums(conn: Conn, params: Params, by: str | None) -> Sums:
             )
         elif not no_tier:
             tokens = Tokens(int(i), int(cr), int(cw), int(o))
+            imported = tier == IMPORTED_TIER
             found.models.append(
-                ModelSums(str(tier), str(provider), str(model), bool(billed), tokens, float(usd))
+                ModelSums(
+                    "" if imported else str(tier),
+                    str(provider),
+                    str(model),
+                    bool(billed),
+                    tokens,
+                    float(usd),
+                    imported,
+                )
             )
         elif billed:
             found.cache.append(CacheShare(str(provider), int(i), int(cr), int(cw)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import psycopg
 
 from nearline.errors import TeamError
+from nearline.tasks import IMPORTED
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: request rows, completion buckets
@@ -81,6 +82,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (day, developer, project, client, model, tier, task, provider, billed)
     );
     """,
+    # 2: where an imported row's cost came from (its tool's figure or the price table)
+    """
+    ALTER TABLE nearline_requests ADD COLUMN cost_source text NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = ("nearline_requests", "nearline_completions", "nearline_requests_daily")
@@ -106,6 +111,7 @@ REQUEST_COLUMNS = (
     "output_tokens",
     "cost_usd",
     "latency_ms",
+    "cost_source",
 )
 COMPLETION_COLUMNS = (
     "uid",
@@ -127,8 +133,9 @@ COMPLETION_COLUMNS = (
     "cost_usd",
     "latency_ms",
 )
-BILLED = "(provider NOT IN ('', 'local') OR cost_usd > 0)"
-"""Request rows sent off a machine: what budgets count (as the machines' ledgers do)."""
+BILLED = f"((provider NOT IN ('', 'local') OR cost_usd > 0) AND task <> '{IMPORTED}')"
+"""Request rows nearline sent off a machine: what budgets count (as the machines' ledgers
+do; another tool's imported rows are in the reports, not the budgets)."""
 DAILY_KEY = ("day", "developer", "project", "client", "model", "tier", "task", "provider")
 _DAILY_SUMS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 _KEY = ", ".join(DAILY_KEY)

@@ -1,8 +1,8 @@
 """Sending this machine's ledger to the team database (the outbox pattern).
 
 Each round reads a batch of waiting rows from the SQLite ledger, sends it in one PostgreSQL
-transaction (request rows ``ON CONFLICT (uid) DO NOTHING``; completion buckets replaced, never
-added to, and only by a fuller copy), and marks the rows sent only after the commit. A crash,
+transaction (a request row once, or replaced by a fuller copy; completion buckets replaced,
+never added to, and only by a fuller copy), and marks the rows sent only after the commit. A crash,
 a ``kill -9`` or a cut connection anywhere leaves the rows waiting; sending them again changes
 nothing. One process of a machine sends at a time (a lock file beside the ledger).
 """
@@ -40,9 +40,17 @@ BACKOFF_S = (2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 Share = Literal["send", "keep", "other"]
 """A project's rows: sent to this team, kept on this machine, or another team's to send."""
 
+_TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 INSERT_REQUESTS = (
-    f"INSERT INTO nearline_requests ({', '.join(REQUEST_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(REQUEST_COLUMNS))}) ON CONFLICT (uid) DO NOTHING"
+    f"INSERT INTO nearline_requests AS t ({', '.join(REQUEST_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(REQUEST_COLUMNS))}) ON CONFLICT (uid) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in ("model", *_TOKENS, "cost_usd", "cost_source"))
+    # Only an imported row grows (another tool's streamed message read again, whole): a
+    # copy with as many tokens or fewer, sent twice or late, changes nothing.
+    + " WHERE "
+    + " + ".join(f"excluded.{c}" for c in _TOKENS)
+    + " > "
+    + " + ".join(f"t.{c}" for c in _TOKENS)
 )
 UPSERT_COMPLETIONS = (
     f"INSERT INTO nearline_completions AS t ({', '.join(COMPLETION_COLUMNS)}) "

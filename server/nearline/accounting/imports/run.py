@@ -1,0 +1,216 @@
+"""One import: a source's files (its default folders, or the paths given) read from where the
+last import stopped, their records priced and written to the ledger, and one summary line per
+file read. A file unchanged since it was last read is not opened."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nearline.accounting.entries import CostSource, Entry, imported_entry
+from nearline.accounting.imports.records import FileRead, ToolDay, Usage
+from nearline.accounting.imports.sources import SOURCES, Source
+from nearline.accounting.ledger import imported as store
+from nearline.accounting.ledger.schema import connect, migrate
+from nearline.accounting.prices import Price, PriceTable, Tokens
+from nearline.errors import ConfigError
+
+BATCH = 5000
+OPEN_S = 300.0
+"""A log written to this recently may belong to a session still running: its last message
+may still grow, so it is left for the next import."""
+
+
+@dataclass
+class ImportResult:
+    source: str
+    files: int = 0
+    """Files found."""
+    unchanged: int = 0
+    """Files not opened: as they were when last read."""
+    records: int = 0
+    written: int = 0
+    """Rows added or grown (0 when everything was there already)."""
+    lines: list[str] = field(default_factory=list)
+    """One summary line per file read."""
+    unpriced: set[str] = field(default_factory=set)
+    """Models the price table does not know (their rows cost 0)."""
+
+    def summary(self) -> str:
+        said = (
+            f"{self.source}: {self.records} records in {self.files - self.unchanged} files read "
+            f"({self.unchanged} unchanged), {self.written} rows added or updated"
+        )
+        if self.unpriced:
+            said += f"; no price for {', '.join(sorted(self.unpriced))} (cost 0)"
+        return said
+
+
+def source_of(name: str) -> Source:
+    found = SOURCES.get(name)
+    if found is None:
+        raise ConfigError(f"unknown usage source {name!r}: expected {' | '.join(SOURCES)}")
+    return found
+
+
+def files_of(source: Source, paths: Sequence[Path], env: Mapping[str, str]) -> list[Path]:
+    """The paths given (folders searched), else the source's default folders; sorted."""
+    found: set[Path] = set()
+    for place in paths or source.roots(env):
+        if place.is_dir():
+            for pattern in source.patterns:
+                found.update(p for p in place.rglob(pattern) if p.is_file())
+        elif place.is_file():
+            found.add(place)
+        elif paths:
+            raise ConfigError(f"{place}: no such file or folder")
+    return sorted(found)
+
+
+class Pricer:
+    """A record's cost: the tool's own figure, else its tokens at the price table's price."""
+
+    def __init__(self, table: PriceTable) -> None:
+        self.table = table
+        self._known: dict[str, Price | None] = {}
+
+    def __call__(self, usage: Usage, tokens: Tokens) -> tuple[float, CostSource]:
+        if usage.cost_usd is not None:
+            return usage.cost_usd, CostSource.TOOL
+        if usage.model not in self._known:
+            self._known[usage.model] = self.table.get(usage.model)
+        price = self._known[usage.model]
+        if price is None:
+            return 0.0, CostSource.UNPRICED
+        return price.cost(tokens), CostSource.PRICE_TABLE
+
+
+def entry_of(usage: Usage, source: Source, pricer: Pricer) -> Entry:
+    tokens = Tokens(
+        input=usage.input_tokens,
+        cache_read=usage.cache_read_tokens,
+        cache_write=usage.cache_write_tokens,
+        output=usage.output_tokens,
+    )
+    cost, cost_source = pricer(usage, tokens)
+    return imported_entry(
+        source=source.name,
+        key=usage.key,
+        ts=usage.ts,
+        provider=usage.provider or source.provider,
+        model=usage.model,
+        tokens=tokens,
+        cost_usd=cost,
+        cost_source=cost_source,
+        project=usage.project,
+    )
+
+
+def _position(source: Source, path: Path, st: os.stat_result, end: int) -> store.Position:
+    return store.Position(
+        str(path), source.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, end
+    )
+
+
+def start_of(kept: store.Position | None, st: os.stat_result, whole: bool) -> int | None:
+    """Where to read from: None when the file is as it was; 0 for a new, replaced or
+    shrunk file (its records are read again, and counted once); else where it was left."""
+    if kept is None or (kept.device, kept.inode) != (st.st_dev, st.st_ino):
+        return 0
+    if kept.size == st.st_size and kept.mtime_ns == st.st_mtime_ns:
+        return None
+    if whole or st.st_size < kept.end:
+        return 0
+    return kept.end
+
+
+def import_source(
+    name: str,
+    paths: Sequence[Path],
+    conn: sqlite3.Connection,
+    table: PriceTable,
+    *,
+    env: Mapping[str, str] = os.environ,
+    now: float | None = None,
+) -> ImportResult:
+    """Import ``name``'s records from ``paths`` (default: where the tool keeps them)."""
+    source = source_of(name)
+    now = time.time() if now is None else now
+    files = files_of(source, paths, env)
+    result = ImportResult(source.name, files=len(files))
+    kept = store.positions(conn, source.name)
+    pricer = Pricer(table)
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        start = start_of(kept.get(str(path)), st, source.whole_file)
+        if start is None:
+            result.unchanged += 1
+            continue
+        hold = now - st.st_mtime < OPEN_S
+        records, read = source.read(path, start, hold_last=hold)
+        try:
+            count = _write_file(conn, source, records, read, pricer, result, path, st)
+        except OSError as exc:
+            result.lines.append(f"{path.name}: cannot read ({exc.strerror or exc}); skipped")
+            continue
+        result.records += count
+        result.lines.append(read.summary(count))
+    return result
+
+
+def _write_file(
+    conn: sqlite3.Connection,
+    source: Source,
+    records: Iterator[Usage | ToolDay],
+    read: FileRead,
+    pricer: Pricer,
+    result: ImportResult,
+    path: Path,
+    st: os.stat_result,
+) -> int:
+    """The file's records in batches, its position with the last one."""
+    count = 0
+    batch: list[Entry] = []
+    days: list[ToolDay] = []
+    for record in records:
+        count += 1
+        if isinstance(record, ToolDay):
+            days.append(record)
+            continue
+        entry = entry_of(record, source, pricer)
+        if entry.cost_source == CostSource.UNPRICED:
+            result.unpriced.add(record.model or "(no model)")
+        batch.append(entry)
+        if len(batch) >= BATCH:
+            result.written += store.write(conn, batch)
+            batch = []
+    if days:
+        result.written += store.write_tool_days(conn, [d.row() for d in days])
+    result.written += store.write(conn, batch, [_position(source, path, st, read.end)])
+    return count
+
+
+def run_imports(
+    names: Iterable[str],
+    paths: Sequence[Path],
+    ledger: Path,
+    table: PriceTable,
+    *,
+    env: Mapping[str, str] = os.environ,
+    timeout: float = 30.0,
+) -> list[ImportResult]:
+    """Each source in turn into the ledger at ``ledger`` (made and migrated when needed)."""
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(ledger, timeout=timeout)
+    try:
+        migrate(conn)
+        return [import_source(n, paths, conn, table, env=env) for n in names]
+    finally:
+        conn.close()
