@@ -217,3 +217,61 @@ def test_an_overlong_line_is_skipped_whole(tmp_path: Path, monkeypatch: Any) -> 
     assert read.skipped == {"lines too long": 1} and read.end == log.stat().st_size
     jsonl(log, tail='{"type": "user", "message": "' + "y" * 5000)  # overlong, still written
     assert records("claude-code", log, read.end)[1].end == read.end
+
+
+def gemini_response(n: int, *, ts: str, prompt: int = 12840, **attributes: Any) -> str:
+    """One API response as Gemini CLI's file exporter writes it: pretty-printed, 2-space."""
+    record = {
+        "attributes": {
+            "session.id": "6f1c2a8e",
+            "event.name": "gemini_cli.api_response",
+            "event.timestamp": ts,
+            "model": "gemini-2.5-pro",
+            "input_token_count": prompt,
+            "output_token_count": 412,
+            "cached_content_token_count": 8192,
+            "thoughts_token_count": 733,
+            "tool_token_count": 10,
+            "total_token_count": prompt + 412 + 733 + 10,
+            "prompt_id": f"6f1c2a8e########{n}",
+            "response_text": f"{SECRET} {CODE}",
+            **attributes,
+        },
+        "hrTime": [1773480413, 124000000],
+        "_body": f"API response from gemini-2.5-pro. {PATH}",
+        "resource": {"_rawAttributes": [["service.name", "gemini-cli"]]},
+    }
+    return json.dumps(record, indent=2)
+
+
+def test_gemini_cli_telemetry_records_of_pretty_printed_json(tmp_path: Path) -> None:
+    other = {
+        "attributes": {"event.name": "gen_ai.client.inference.operation.details"},
+        "hrTime": [1, 2],
+    }
+    log = jsonl(
+        tmp_path / "telemetry.log",
+        gemini_response(1, ts="2026-11-02T09:26:53.123Z"),
+        json.dumps(other, indent=2),  # the same response again, in other words: not counted
+        json.dumps({"scopeMetrics": [{"metrics": []}]}),  # a metric dump, on one line
+        "garbage between records",
+        gemini_response(2, ts="2026-11-02T09:27:00.000Z", model=None),
+        gemini_response(3, ts="2026-11-02T09:28:00.000Z"),
+        tail=gemini_response(4, ts="2026-11-02T09:29:00.000Z")[:200],  # still being written
+    )
+    found, read = records("gemini-cli", log)
+    assert [(r.input_tokens, r.cache_read_tokens, r.output_tokens) for r in found] == [
+        (12840 - 8192 + 10, 8192, 412 + 733),  # cached input apart, thinking in the output
+        (12840 - 8192 + 10, 8192, 412 + 733),
+    ]
+    assert found[0].key == "6f1c2a8e:6f1c2a8e########1:2026-11-02T09:26:53.123Z:gemini-2.5-pro"
+    assert read.skipped == {
+        "lines outside a record": 1,
+        "API responses without a time, a model or token counts": 1,
+    }
+    with log.open("a") as f:
+        f.write(gemini_response(4, ts="2026-11-02T09:29:00.000Z")[200:] + "\n")
+    grown, _ = records("gemini-cli", log, read.end)
+    assert [r.key.split(":")[1] for r in grown] == ["6f1c2a8e########4"]
+    for record in found:
+        assert SECRET not in str(vars(record)) and "/home/ada" not in str(vars(record))

@@ -272,3 +272,246 @@ def test_the_configured_sources_through_the_real_command(home: Path) -> None:
         env={**os.environ, "COLUMNS": "120"},
     ).stdout
     assert "claude-code" in table and "codex" in table
+
+
+COPILOT_ORG = [
+    {
+        "date": "2026-11-02",
+        "total_active_users": 24,
+        "copilot_ide_code_completions": {
+            "total_engaged_users": 18,
+            "languages": [{"name": "python", "total_engaged_users": 12}],
+            "editors": [
+                {
+                    "name": "vscode",
+                    "models": [
+                        {
+                            "name": "default",
+                            "languages": [
+                                {
+                                    "name": "python",
+                                    "total_engaged_users": 12,
+                                    "total_code_suggestions": 840,
+                                    "total_code_acceptances": 233,
+                                    "total_code_lines_suggested": 1310,
+                                    "total_code_lines_accepted": 402,
+                                },
+                                {
+                                    "name": "go",
+                                    "total_code_suggestions": 160,
+                                    "total_code_acceptances": 17,
+                                    "total_code_lines_suggested": 190,
+                                    "total_code_lines_accepted": 18,
+                                },
+                            ],
+                        }
+                    ],
+                }
+            ],
+        },
+        "copilot_ide_chat": {
+            "editors": [{"name": "vscode", "models": [{"name": "default", "total_chats": 57}]}]
+        },
+    },
+    {"date": "2026-11-03", "copilot_ide_code_completions": None},  # a quiet day
+]
+COPILOT_USERS = [
+    {
+        "day": "2026-11-04",
+        "user_login": "octo-dev",
+        "user_initiated_interaction_count": 6,
+        "totals_by_language_feature": [
+            {
+                "language": "python",
+                "feature": "code_completion",
+                "code_generation_activity_count": 5,
+                "code_acceptance_activity_count": 2,
+                "loc_suggested_to_add_sum": 12,
+                "loc_added_sum": 6,
+            },
+            {"language": "python", "feature": "chat_panel_agent_mode", "loc_added_sum": 25},
+        ],
+    },
+    {"day": "2026-11-04", "user_login": "ada", "user_initiated_interaction_count": 1},
+]
+
+
+def test_copilot_daily_aggregates_kept_apart(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org = home / "copilot-metrics.json"
+    org.write_text(json.dumps(COPILOT_ORG, indent=2))
+    users = home / "users-28-day.ndjson"
+    users.write_text("".join(json.dumps(u) + "\n" for u in COPILOT_USERS) + "not json\n")
+    said = imported(capsys, "copilot", str(org), str(users))
+    assert "copilot-metrics.json: 3 records from 1 lines" in said
+    assert "users-28-day.ndjson: 3 records from 3 lines; skipped 1 lines not JSON" in said
+    imported(capsys, "copilot", str(org), str(users))  # again: the same days, replaced
+    org.write_text(json.dumps(COPILOT_ORG))  # downloaded again, the same days in it
+    imported(capsys, "copilot", str(org))
+    assert main(["usage", "--json", *WINDOW]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tools"] == [
+        {
+            "source": "copilot",
+            "days": 2,
+            "suggestions": 840 + 160 + 5,
+            "acceptances": 233 + 17 + 2,
+            "lines_suggested": 1310 + 190 + 12,
+            "lines_accepted": 402 + 18 + 6,
+            "chats": 57 + 6 + 1,
+            "acceptance_rate": (233 + 17 + 2) / (840 + 160 + 5),
+        }
+    ]
+    assert report["total"]["suggestions_shown"] == 0  # not nearline's suggestions
+    assert main(["usage", *WINDOW]) == 0
+    assert (
+        "copilot (daily aggregates, 2 days): 1,005 suggestions, 252 accepted (25%), "
+        "426 of 1,512 lines accepted, 64 chats"
+    ) in " ".join(capsys.readouterr().out.split())
+
+
+def test_gemini_cli_telemetry_through_the_command(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_imports import gemini_response
+
+    log = home / "gemini-telemetry.log"
+    log.write_text(
+        gemini_response(1, ts="2026-11-02T09:26:53.123Z")
+        + "\n"
+        + gemini_response(2, ts="2026-11-02T09:27:53.123Z")
+        + "\n"
+    )
+    monkeypatch.setenv("GEMINI_TELEMETRY_OUTFILE", str(aged(log)))
+    assert "gemini-cli: 2 records in 1 files read" in imported(capsys, "gemini-cli")
+    imported(capsys, "gemini-cli")
+    price = PriceTable().get("gemini-2.5-pro")
+    assert price is not None
+    one = Tokens(input=12840 - 8192 + 10, cache_read=8192, output=412 + 733)
+    assert by_client(capsys) == {
+        "gemini-cli": {
+            "requests": 2,
+            "input_tokens": 2 * one.input,
+            "cache_write_tokens": 0,
+            "cache_read_tokens": 2 * one.cache_read,
+            "output_tokens": 2 * one.output,
+            "cost_usd": pytest.approx(2 * price.cost(one), abs=1e-12),
+        }
+    }
+
+
+def anthropic_export(output: int) -> dict[str, Any]:
+    return {
+        "data": [
+            {
+                "starting_at": "2026-11-02T00:00:00Z",
+                "ending_at": "2026-11-03T00:00:00Z",
+                "results": [
+                    {
+                        "uncached_input_tokens": 1500,
+                        "cache_read_input_tokens": 200,
+                        "cache_creation": {
+                            "ephemeral_5m_input_tokens": 500,
+                            "ephemeral_1h_input_tokens": 1000,
+                        },
+                        "output_tokens": output,
+                        "model": "claude-sonnet-4-5-20250929",
+                        "api_key_id": "apikey_01Example",
+                    },
+                    {
+                        "uncached_input_tokens": 100,
+                        "cache_read_input_tokens": 0,
+                        "cache_creation": None,
+                        "output_tokens": 10,
+                        "model": "claude-sonnet-4-5-20250929",
+                        "api_key_id": "apikey_02Example",
+                    },
+                ],
+            }
+        ],
+        "has_more": False,
+        "next_page": None,
+    }
+
+
+def test_provider_exports_less_nearline_s_own_escalations(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import calendar
+
+    from nearline.accounting.entries import Outcome, Project, escalation_entry
+
+    (home / "config.toml").write_text('[providers.claude]\nkind = "anthropic"\n')
+    ledger = Ledger(home / "usage.db")
+    ledger.record(
+        escalation_entry(
+            task="refactor",
+            outcome=Outcome.OK,
+            tier="flagship",
+            provider="claude",
+            model="claude-sonnet-4-5",
+            tokens=Tokens(input=600, cache_read=200, cache_write=0, output=100),
+            latency_ms=900,
+            cost_usd=0.01,
+            project=Project("/w/acme", "acme"),
+            language="python",
+            ts=calendar.timegm((2026, 11, 2, 15, 0, 0)),
+        )
+    )
+    assert ledger.flush()
+    ledger.close()
+    export = home / "anthropic-usage.json"
+    export.write_text(json.dumps(anthropic_export(500), indent=2))
+    said = imported(capsys, "anthropic-usage", str(export))
+    assert "less 1 of nearline's own requests, in the ledger already" in said
+    imported(capsys, "anthropic-usage", str(export))
+    export.write_text(json.dumps(anthropic_export(900)))  # the day downloaded again, later
+    imported(capsys, "anthropic-usage", str(export))
+    found = by_client(capsys)["anthropic-usage"]
+    remainder = Tokens(input=1600 - 600, cache_read=0, cache_write=1500, output=910 - 100)
+    assert SONNET is not None
+    assert found == {
+        "requests": 1,
+        "input_tokens": remainder.input,
+        "cache_write_tokens": remainder.cache_write,
+        "cache_read_tokens": remainder.cache_read,
+        "output_tokens": remainder.output,
+        "cost_usd": pytest.approx(SONNET.cost(remainder), abs=1e-12),
+    }
+
+
+def test_openai_export_input_includes_the_cached(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = {
+        "object": "page",
+        "data": [
+            {
+                "object": "bucket",
+                "start_time": 1793577600,  # 2026-11-02, UTC
+                "end_time": 1793664000,
+                "results": [
+                    {
+                        "object": "organization.usage.completions.result",
+                        "input_tokens": 7162,
+                        "input_cached_tokens": 1280,
+                        "output_tokens": 1419,
+                        "num_model_requests": 5,
+                        "model": "gpt-5-2025-08-07",
+                    }
+                ],
+            },
+            {"object": "bucket", "start_time": 1793664000},  # no end, no results
+        ],
+    }
+    export = home / "openai.jsonl"
+    export.write_text(json.dumps(page) + "\n")
+    said = imported(capsys, "openai-usage", str(export))
+    assert "skipped 1 buckets without a start, an end or results" in said
+    found = by_client(capsys)["openai-usage"]
+    assert (found["input_tokens"], found["cache_read_tokens"], found["output_tokens"]) == (
+        7162 - 1280,
+        1280,
+        1419,
+    )

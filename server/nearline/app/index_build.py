@@ -16,16 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
-from nearline.index.process import die_with_parent, lowest_priority
-
-
-def _exit_at_end_of_input() -> None:
-    """The server closes our standard input when it goes (or the system does for it)."""
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    finally:
-        os._exit(0)
+from nearline.index.process import die_with_parent, exit_at_end_of_input, lowest_priority
 
 
 def build(job: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +44,7 @@ def main() -> NoReturn:
     die_with_parent(os.getppid())  # first: the server may be killed at any time
     job = json.loads(sys.stdin.readline() or "{}")
     lowest_priority()
-    threading.Thread(target=_exit_at_end_of_input, name="nearline-stdin", daemon=True).start()
+    threading.Thread(target=exit_at_end_of_input, name="nearline-stdin", daemon=True).start()
     stats = build(job)
     sys.stdout.write(json.dumps({"stats": stats}) + "\n")
     sys.stdout.flush()

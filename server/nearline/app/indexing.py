@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nearline.app.child import Child
 from nearline.config import Settings
 from nearline.documents import language_of, path_of_uri
 from nearline.escalation.privacy import local_only_match
@@ -24,9 +20,6 @@ from nearline.index.store import ProjectIndex, RefreshStats
 from nearline.paths import cache_dir, project_store
 
 log = logging.getLogger(__name__)
-
-STOP_WAIT_S = 0.5
-"""How long a killed build is waited for (to reap it)."""
 
 
 def _index_options(root: Path | None, settings: Settings) -> dict[str, Any] | None:
@@ -84,10 +77,7 @@ class IndexBuilder:
             "local_only": list(settings.privacy.local_only),
         }
         self.on_done = on_done
-        self.process: subprocess.Popen[bytes] | None = None
-        self._stopped = threading.Event()
-        self._held = False
-        self._lock = threading.Lock()
+        self.child = Child("nearline.app.index_build")
         self.thread = threading.Thread(target=self._run, name="nearline-index", daemon=True)
 
     def start(self) -> None:
@@ -123,75 +113,22 @@ class IndexBuilder:
             index.built.set()
 
     def _build(self) -> RefreshStats | None:
-        if self._stopped.is_set():
-            return None
-        process = subprocess.Popen(
-            [sys.executable, "-m", "nearline.app.index_build"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=_child_env(),
-            start_new_session=True,  # its group: the build and its readers, signalled at once
-        )
-        with self._lock:
-            self.process = process
-            if self._stopped.is_set():
-                _signal_group(process, signal.SIGKILL)
-            elif self._held:
-                _signal_group(process, signal.SIGSTOP)
-        assert process.stdin is not None and process.stdout is not None
-        with contextlib.suppress(OSError):
-            process.stdin.write(json.dumps(self.job).encode() + b"\n")
-            process.stdin.flush()  # stdin stays open: its end tells the child we are gone
         stats: RefreshStats | None = None
-        for line in process.stdout:
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                stats = RefreshStats(**json.loads(line)["stats"])
-        process.wait()
-        with contextlib.suppress(OSError):
-            process.stdin.close()
-        if stats is None and not self._stopped.is_set():
-            log.warning("project index build ended without a result (exit %s)", process.returncode)
+        for found in self.child.run(self.job):
+            with contextlib.suppress(TypeError, KeyError):
+                stats = RefreshStats(**found["stats"])
+        if stats is None and not self.child.stopped.is_set():
+            log.warning("project index build ended without a result")
         return stats
 
     def stop(self) -> None:
         """End the build now (its process group is killed); what it wrote so far is kept
         (each batch is one transaction)."""
-        with self._lock:
-            self._stopped.set()
-            process = self.process
-        if process is None or process.poll() is not None:
-            return
-        _signal_group(process, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            process.kill()  # where it could not have a group of its own
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(STOP_WAIT_S)
+        self.child.stop()
 
     def hold(self, busy: bool) -> None:
-        """Pause the build while the engine works (SIGSTOP to its group), and let it go on
-        after (SIGCONT). Any other process on the cores slows llama.cpp's threads several
-        times over, whatever its priority (measured on 2 cores: keystroke p50 200 ms alone,
-        600-1200 ms beside a build at SCHED_IDLE, nice 19 or normal priority), so the build
-        runs only while the engine rests."""
-        with self._lock:
-            self._held = busy
-            process = self.process
-            if process is not None and process.poll() is None and not self._stopped.is_set():
-                _signal_group(process, signal.SIGSTOP if busy else signal.SIGCONT)
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(OSError):
-        os.killpg(process.pid, sig)
-
-
-def _child_env() -> dict[str, str]:
-    """The server's environment, with this ``nearline`` importable in the child."""
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])
-    paths = [package_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    return env
+        """Pause the build while the engine works, and let it go on after (``Child.hold``)."""
+        self.child.hold(busy)
 
 
 def refresh_quietly(index: ProjectIndex) -> RefreshStats:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nearline.accounting.alerts import WINDOW_DAYS
 from nearline.accounting.ledger import ledger_path
-from nearline.accounting.ledger.queries import read_first_day, read_rows
+from nearline.accounting.ledger.queries import read_first_day, read_rows, read_tool_days
 from nearline.accounting.report.model import Report, build_report
 from nearline.accounting.report.text import as_text
 from nearline.config import Settings
@@ -51,6 +51,7 @@ def ledger_report(
         until=last.isoformat(),
         project=project,
         first_day=read_first_day(path, project) if rows else None,
+        tool_days=read_tool_days(path, first.isoformat(), last.isoformat()),
     )
 
 

@@ -3,15 +3,22 @@ command line or (``[usage.import]``) in the server's background (``usage_import_
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from nearline.accounting.imports.run import ImportResult, run_imports, source_of
 from nearline.accounting.ledger import ledger_path
 from nearline.accounting.prices import table_for
+from nearline.app.child import Child
 from nearline.config import Settings
 from nearline.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def sources_to_import(settings: Settings, names: Sequence[str]) -> list[str]:
@@ -40,4 +47,70 @@ def import_usage(
     chosen = sources_to_import(settings, names)
     if paths and len(chosen) != 1:
         raise ConfigError("files to import belong to one source: name it first")
-    return run_imports(chosen, paths, ledger or ledger_path(), table_for(settings), env=env)
+    return run_imports(
+        chosen,
+        paths,
+        ledger or ledger_path(),
+        table_for(settings),
+        env=env,
+        own=own_providers(settings),
+    )
+
+
+OFFICIAL_HOSTS = {"anthropic": "api.anthropic.com", "openai": "api.openai.com"}
+
+
+def own_providers(settings: Settings) -> dict[str, list[str]]:
+    """Provider kind → nearline's providers that send to that provider's own API (whose
+    traffic its organisation's export holds too)."""
+    found: dict[str, list[str]] = {}
+    for name, provider in settings.providers.items():
+        host = urlsplit(provider.base_url).hostname or ""
+        if OFFICIAL_HOSTS.get(provider.kind) == host:
+            found.setdefault(provider.kind, []).append(name)
+    return found
+
+
+class BackgroundImport:
+    """``[usage.import]`` while the server runs: the sources imported every ``interval_s`` in
+    a child process (``import_run``) at the lowest priority, paused while the engine works
+    (``hold``), killed by ``stop`` and with the server."""
+
+    def __init__(
+        self,
+        sources: Sequence[str],
+        interval_s: float,
+        root: Path | None,
+        on_result: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.job = {"sources": list(sources), "root": str(root) if root else None}
+        self.interval_s = interval_s
+        self.on_result = on_result
+        self.child = Child("nearline.app.import_run")
+        self.rounds = 0
+        self.thread = threading.Thread(target=self._loop, name="nearline-import", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _loop(self) -> None:
+        """On its own thread, which lives as long as each child (see ``Child.run``)."""
+        while not self.child.stopped.is_set():
+            try:
+                for found in self.child.run(self.job):
+                    if "error" in found:
+                        log.warning("usage import of %s: %s", found["source"], found["error"])
+                    else:
+                        log.info("usage import: %s", found.get("summary"))
+                    if self.on_result is not None:
+                        self.on_result(found)
+            except Exception:  # an aid: never the server's end
+                log.exception("usage import failed")
+            self.rounds += 1
+            self.child.stopped.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self.child.stop()
+
+    def hold(self, busy: bool) -> None:
+        self.child.hold(busy)

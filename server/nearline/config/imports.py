@@ -36,8 +36,8 @@ class ImportSettings:
                 + " (a downloaded report is imported with `nearline usage import`)",
             )
         check(
-            1 <= self.interval_minutes <= 1440,
+            0.1 <= self.interval_minutes <= 1440,
             "usage.import.interval_minutes",
             self.interval_minutes,
-            "minutes in [1, 1440]",
+            "minutes in [0.1, 1440]",
         )

@@ -25,6 +25,15 @@ def lowest_priority() -> None:
         os.nice(19)
 
 
+def exit_at_end_of_input() -> None:
+    """The server closes our standard input when it goes (or the system does for it)."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    finally:
+        os._exit(0)
+
+
 def die_with_parent(parent: int | None = None) -> None:
     """End this process when its parent ends, even by SIGKILL: Linux's parent-death signal,
     and elsewhere (or as well) a thread that watches the parent's pid. ``parent``: the pid

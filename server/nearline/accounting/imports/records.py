@@ -37,6 +37,8 @@ class Usage:
     """The tool's own figure; None: price it from the price table."""
     provider: str = ""
     """Whose model; "": the source's provider."""
+    until: float | None = None
+    """An aggregate's end (from ``ts``): a provider export's bucket of many requests."""
 
     @property
     def total_tokens(self) -> int:

@@ -4,6 +4,7 @@ file read. A file unchanged since it was last read is not opened."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import time
@@ -16,7 +17,7 @@ from nearline.accounting.imports.records import FileRead, ToolDay, Usage
 from nearline.accounting.imports.sources import SOURCES, Source
 from nearline.accounting.ledger import imported as store
 from nearline.accounting.ledger.schema import connect, migrate
-from nearline.accounting.prices import Price, PriceTable, Tokens
+from nearline.accounting.prices import Price, PriceTable, Tokens, candidates
 from nearline.errors import ConfigError
 
 BATCH = 5000
@@ -39,12 +40,16 @@ class ImportResult:
     """One summary line per file read."""
     unpriced: set[str] = field(default_factory=set)
     """Models the price table does not know (their rows cost 0)."""
+    own_requests: int = 0
+    """nearline's own requests found in a provider's export, and taken out of it."""
 
     def summary(self) -> str:
         said = (
             f"{self.source}: {self.records} records in {self.files - self.unchanged} files read "
             f"({self.unchanged} unchanged), {self.written} rows added or updated"
         )
+        if self.own_requests:
+            said += f"; less {self.own_requests} of nearline's own requests, in the ledger already"
         if self.unpriced:
             said += f"; no price for {', '.join(sorted(self.unpriced))} (cost 0)"
         return said
@@ -110,6 +115,30 @@ def entry_of(usage: Usage, source: Source, pricer: Pricer) -> Entry:
     )
 
 
+def without_own(
+    usage: Usage, conn: sqlite3.Connection, providers: Sequence[str], result: ImportResult
+) -> Usage:
+    """A provider export's aggregate less nearline's own requests in the same span and model
+    (the ledger holds them already): each token class down to no less than 0."""
+    if usage.until is None:
+        return usage
+    model = candidates(usage.model)[-1] if usage.model else ""
+    own = [0, 0, 0, 0]
+    for name, requests, *tokens in store.own_usage(conn, providers, usage.ts, usage.until):
+        if model and candidates(name)[-1] == model:
+            result.own_requests += requests
+            own = [a + b for a, b in zip(own, tokens, strict=True)]
+    if own == [0, 0, 0, 0]:
+        return usage
+    return dataclasses.replace(
+        usage,
+        input_tokens=max(usage.input_tokens - own[0], 0),
+        cache_read_tokens=max(usage.cache_read_tokens - own[1], 0),
+        cache_write_tokens=max(usage.cache_write_tokens - own[2], 0),
+        output_tokens=max(usage.output_tokens - own[3], 0),
+    )
+
+
 def _position(source: Source, path: Path, st: os.stat_result, end: int) -> store.Position:
     return store.Position(
         str(path), source.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, end
@@ -136,8 +165,11 @@ def import_source(
     *,
     env: Mapping[str, str] = os.environ,
     now: float | None = None,
+    own: Sequence[str] = (),
 ) -> ImportResult:
-    """Import ``name``'s records from ``paths`` (default: where the tool keeps them)."""
+    """Import ``name``'s records from ``paths`` (default: where the tool keeps them).
+    ``own``: nearline's providers (their ledger names) whose traffic a provider's export of
+    this source holds too."""
     source = source_of(name)
     now = time.time() if now is None else now
     files = files_of(source, paths, env)
@@ -156,7 +188,7 @@ def import_source(
         hold = now - st.st_mtime < OPEN_S
         records, read = source.read(path, start, hold_last=hold)
         try:
-            count = _write_file(conn, source, records, read, pricer, result, path, st)
+            count = _write_file(conn, source, records, read, (pricer, own), result, path, st)
         except OSError as exc:
             result.lines.append(f"{path.name}: cannot read ({exc.strerror or exc}); skipped")
             continue
@@ -170,12 +202,13 @@ def _write_file(
     source: Source,
     records: Iterator[Usage | ToolDay],
     read: FileRead,
-    pricer: Pricer,
+    pricing: tuple[Pricer, Sequence[str]],
     result: ImportResult,
     path: Path,
     st: os.stat_result,
 ) -> int:
     """The file's records in batches, its position with the last one."""
+    pricer, own = pricing
     count = 0
     batch: list[Entry] = []
     days: list[ToolDay] = []
@@ -184,6 +217,8 @@ def _write_file(
         if isinstance(record, ToolDay):
             days.append(record)
             continue
+        if source.provider_kind:
+            record = without_own(record, conn, own, result)
         entry = entry_of(record, source, pricer)
         if entry.cost_source == CostSource.UNPRICED:
             result.unpriced.add(record.model or "(no model)")
@@ -205,12 +240,24 @@ def run_imports(
     *,
     env: Mapping[str, str] = os.environ,
     timeout: float = 30.0,
+    own: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ImportResult]:
-    """Each source in turn into the ledger at ``ledger`` (made and migrated when needed)."""
+    """Each source in turn into the ledger at ``ledger`` (made and migrated when needed);
+    ``own``: provider kind → nearline's providers of that kind (their ledger names)."""
     ledger.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(ledger, timeout=timeout)
     try:
         migrate(conn)
-        return [import_source(n, paths, conn, table, env=env) for n in names]
+        return [
+            import_source(
+                n,
+                paths,
+                conn,
+                table,
+                env=env,
+                own=(own or {}).get(source_of(n).provider_kind, ()),
+            )
+            for n in names
+        ]
     finally:
         conn.close()

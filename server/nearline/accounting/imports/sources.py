@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from nearline.accounting.imports import claude_code, codex
+from nearline.accounting.imports import claude_code, codex, copilot, exports, gemini_cli
 from nearline.accounting.imports.records import FileRead, ToolDay, Usage
 
 Reader = Callable[..., tuple[Iterator[Usage | ToolDay], FileRead]]
@@ -31,6 +31,9 @@ class Source:
     """Its files, in a folder searched."""
     whole_file: bool = False
     """Read whole each time it changed (a report, not a log that only grows)."""
+    provider_kind: str = ""
+    """An export of all of a provider's traffic (the API kind): nearline's own requests to
+    it are in the export too, and are taken out of it."""
 
 
 SOURCES: Mapping[str, Source] = {
@@ -38,5 +41,25 @@ SOURCES: Mapping[str, Source] = {
     for s in (
         Source(claude_code.SOURCE, "anthropic", claude_code.read, claude_code.roots),
         Source(codex.SOURCE, "openai", codex.read, codex.roots),
+        Source(gemini_cli.SOURCE, "google", gemini_cli.read, gemini_cli.roots, ("*.log",)),
+        Source(
+            copilot.SOURCE, "github", copilot.read, patterns=("*.json", "*.ndjson"), whole_file=True
+        ),
+        Source(
+            exports.ANTHROPIC,
+            "anthropic",
+            exports.read_anthropic,
+            patterns=("*.json", "*.jsonl"),
+            whole_file=True,
+            provider_kind="anthropic",
+        ),
+        Source(
+            exports.OPENAI,
+            "openai",
+            exports.read_openai,
+            patterns=("*.json", "*.jsonl"),
+            whole_file=True,
+            provider_kind="openai",
+        ),
     )
 }

@@ -11,6 +11,7 @@ from typing import Any
 
 from nearline.accounting.entries import Entry
 from nearline.accounting.ledger.schema import COLUMNS
+from nearline.tasks import IMPORTED
 
 _TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 _CHANGED = ("model", *_TOKENS, "cost_usd", "cost_source")
@@ -108,3 +109,20 @@ def tool_days(
         (since or "0000", until or "9999"),
     )
     return [dict(r) for r in found]
+
+
+def own_usage(
+    conn: sqlite3.Connection, providers: Sequence[str], start: float, end: float
+) -> list[tuple[str, int, int, int, int, int]]:
+    """nearline's own requests to ``providers`` from ``start`` to ``end``, per model:
+    (model, requests, uncached input, cache read, cache write, output)."""
+    if not providers:
+        return []
+    marks = ", ".join("?" for _ in providers)
+    found = conn.execute(
+        f"SELECT model, COUNT(*), {', '.join(f'SUM({c})' for c in _TOKENS)} FROM requests "
+        f"WHERE cloud = 1 AND task <> ? AND provider IN ({marks}) AND ts >= ? AND ts < ? "
+        "GROUP BY model",
+        (IMPORTED, *providers, start, end),
+    )
+    return [(str(r[0]), *(int(n or 0) for n in r[1:])) for r in found]  # type: ignore[misc]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nearline.accounting.ledger.imported import tool_days
 from nearline.accounting.ledger.schema import BILLED, connect_read_only
 from nearline.errors import NearlineError
 
@@ -115,3 +116,15 @@ def read_rows(
 def read_first_day(path: Path, project: str | None = None) -> str | None:
     """The ledger's first day (``project``'s, when given); None without rows."""
     return read_only(path, lambda conn: select_first_day(conn, project), None)
+
+
+def read_tool_days(path: Path, since: str, until: str) -> list[dict[str, Any]]:
+    """Other tools' daily aggregates from ``since`` to ``until`` (none before the ledger had
+    the table)."""
+
+    def query(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tool_days'").fetchone():
+            return []
+        return tool_days(conn, since, until)
+
+    return read_only(path, query, [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Iterable, Sequence
@@ -59,6 +60,10 @@ def report_dict(report: Report) -> dict[str, Any]:
         "tokens_by_model": dict(report.tokens_by_model),
         "anomalies": [{"day": a.day, "message": a.message} for a in report.anomalies],
         "warnings": list(report.warnings),
+        "tools": [
+            dataclasses.asdict(tool) | {"acceptance_rate": tool.acceptance_rate}
+            for tool in report.tools
+        ],
     }
 
 

@@ -118,6 +118,40 @@ class Anomaly:
 
 
 @dataclass(frozen=True)
+class ToolTotals:
+    """A tool that reports daily aggregates, not requests (Copilot), summed over the window;
+    kept apart from nearline's own suggestions."""
+
+    source: str
+    days: int
+    suggestions: int
+    acceptances: int
+    lines_suggested: int
+    lines_accepted: int
+    chats: int
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return ratio(self.acceptances, self.suggestions)
+
+
+def tool_totals(days: Sequence[Row], since: str, until: str) -> tuple[ToolTotals, ...]:
+    inside = [d for d in days if since <= str(d["day"]) <= until]
+    return tuple(
+        ToolTotals(
+            source,
+            days=len({d["day"] for d in ds}),
+            suggestions=_sum(ds, "suggestions"),
+            acceptances=_sum(ds, "acceptances"),
+            lines_suggested=_sum(ds, "lines_suggested"),
+            lines_accepted=_sum(ds, "lines_accepted"),
+            chats=_sum(ds, "chats"),
+        )
+        for source, ds in sorted(bucket(inside, lambda d: str(d["source"])).items())
+    )
+
+
+@dataclass(frozen=True)
 class Report:
     since: str
     until: str
@@ -136,6 +170,8 @@ class Report:
     anomalies: tuple[Anomaly, ...]
     warnings: tuple[str, ...] = ()
     """What makes a figure doubtful (a flagship without a price)."""
+    tools: tuple[ToolTotals, ...] = ()
+    """Other tools' daily aggregates (``nearline usage import copilot``)."""
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -346,6 +382,7 @@ def build_report(
     today: dt.date | None = None,
     project: str | None = None,
     first_day: str | None = None,
+    tool_days: Sequence[Row] = (),
 ) -> Report:
     """Group ``rows`` (ledger rows, oldest first) that fall in the window; earlier rows only
     serve as the history anomalies are measured against (``first_day``: where the ledger's
@@ -398,6 +435,7 @@ def build_report(
         ),
         anomalies=tuple(anomalies),
         warnings=unpriced(model, price),
+        tools=tool_totals(tool_days, lo, hi) if project is None else (),
     )
 
 

@@ -91,6 +91,7 @@ def notes(report: Report) -> list[str]:
         f"cache hits: {percent(t.cache_hit_share)} of input tokens; "
         f"{percent(t.completion_cache_share)} of completions (cached or typed through)",
         *provider_cache_lines(t),
+        *tool_lines(report),
     ]
     return (
         lines + [f"! {w}" for w in report.warnings] + [f"! {a.message}" for a in report.anomalies]
@@ -109,6 +110,17 @@ def provider_cache_lines(g: Group) -> list[str]:
     ]
 
 
+def tool_lines(report: Report) -> list[str]:
+    """Tools whose reports are daily aggregates (Copilot), apart from nearline's figures."""
+    return [
+        f"{tool.source} (daily aggregates, {tool.days} days): {tool.suggestions:,} suggestions, "
+        f"{tool.acceptances:,} accepted ({percent(tool.acceptance_rate)}), "
+        f"{tool.lines_accepted:,} of {tool.lines_suggested:,} lines accepted, "
+        f"{tool.chats:,} chats"
+        for tool in report.tools
+    ]
+
+
 def empty_message(report: Report) -> str:
     where = f" for {report.project}" if report.project else ""
     return f"no requests recorded between {report.since} and {report.until}{where}"
@@ -116,7 +128,8 @@ def empty_message(report: Report) -> str:
 
 def render(report: Report, console: Console) -> None:
     if not report.groups:
-        console.print(empty_message(report), markup=False, highlight=False)
+        for line in (empty_message(report), *tool_lines(report)):
+            console.print(line, markup=False, highlight=False)
         return
     console.print(render_table(report))
     for line in notes(report):

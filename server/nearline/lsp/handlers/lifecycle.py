@@ -65,6 +65,7 @@ def initialized(conn: Connection) -> None:
     service = conn.state.completions.service  # built: the model starts loading
     status(conn, state="loading", message="loading the model")
     conn.state.start_index()
+    conn.state.start_imports()
     hold_index(conn, service.scheduler.busy)  # the build waits for the model's load
     conn.watcher = loop.call_later(CONFIG_POLL_S, watch, conn)
 
@@ -170,10 +171,11 @@ def wire_service(conn: Connection, service: CompletionService) -> None:
 
 
 def hold_index(conn: Connection, busy: bool) -> None:
-    """On the engine thread: the index's build pauses while the engine works."""
-    builder = conn.state.index_builder
-    if builder is not None:
-        builder.hold(busy)
+    """On the engine thread: the index's build and the usage import pause while the engine
+    works."""
+    for child in (conn.state.index_builder, conn.state.importer):
+        if child is not None:
+            child.hold(busy)
 
 
 def model_loaded(conn: Connection, fut: Future[Any]) -> None:

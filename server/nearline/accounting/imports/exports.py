@@ -1,0 +1,136 @@
+"""An organisation's usage export from its provider's admin API, for the spend no local log
+sees: Anthropic's ``/v1/organizations/usage_report/messages`` and OpenAI's
+``/v1/organization/usage/completions`` (a page ``{"data": [buckets]}``, a list of pages, or
+one page a line). Each bucket's results are summed per model: one record per bucket and model,
+its time the bucket's start (``Usage.until`` its end), priced from the price table (these
+exports carry no cost). Group the export by model (``group_by[]=model``), or the model is
+unknown and unpriced. Read whole each time the file changes.
+
+Anthropic: ``uncached_input_tokens`` excludes the cache's, ``cache_creation`` holds the 5-minute
+and 1-hour writes. OpenAI: ``input_tokens`` includes the cached ones (and, where given, the
+cache writes)."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from nearline.accounting.imports.records import FileRead, Usage, lines, number, text, timestamp
+
+ANTHROPIC = "anthropic-usage"
+OPENAI = "openai-usage"
+
+WHOLE_MAX = 64 << 20
+"""A bigger export is read one page a line (JSONL), never whole."""
+Counts = tuple[int, int, int, int]
+"""(uncached input, cache read, cache write, output)."""
+
+
+def anthropic_counts(result: dict[str, Any]) -> Counts:
+    writes = result.get("cache_creation")
+    written = (
+        number(writes.get("ephemeral_5m_input_tokens"))
+        + number(writes.get("ephemeral_1h_input_tokens"))
+        if isinstance(writes, dict)
+        else number(result.get("cache_creation_input_tokens"))
+    )
+    return (
+        number(result.get("uncached_input_tokens")),
+        number(result.get("cache_read_input_tokens")),
+        written,
+        number(result.get("output_tokens")),
+    )
+
+
+def openai_counts(result: dict[str, Any]) -> Counts:
+    cached = number(result.get("input_cached_tokens"))
+    written = number(result.get("input_cache_write_tokens"))
+    uncached = max(number(result.get("input_tokens")) - cached - written, 0)
+    return uncached, cached, written, number(result.get("output_tokens"))
+
+
+def when(value: Any) -> float | None:
+    """A bucket's time: Unix seconds (OpenAI) or RFC 3339 (Anthropic)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return timestamp(value)
+
+
+def pages(path: Path, read: FileRead) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as f:
+        head = f.read(64).lstrip()
+    if head.startswith(b"["):
+        try:
+            found = json.loads(path.read_bytes())
+        except ValueError:
+            read.skipped["files not JSON"] += 1
+            return
+        read.end, read.lines = path.stat().st_size, 1
+        yield from (p for p in found if isinstance(p, dict))
+        return
+    if head.startswith(b"{") and path.stat().st_size <= WHOLE_MAX:
+        try:  # one page, pretty-printed or not (else one page a line)
+            page = json.loads(path.read_bytes())
+        except ValueError:
+            page = None
+        if isinstance(page, dict):
+            read.end, read.lines = path.stat().st_size, 1
+            yield page
+            return
+    for _, page in lines(path, 0, read):
+        yield page
+
+
+def reader(source: str, counts: Callable[[dict[str, Any]], Counts]) -> Any:
+    def read(
+        path: Path, start: int = 0, *, hold_last: bool = False
+    ) -> tuple[Iterator[Usage], FileRead]:
+        """The export's records, whole (``start`` and ``hold_last`` do not apply)."""
+        found = FileRead(path, 0)
+
+        def records() -> Iterator[Usage]:
+            sums: dict[tuple[float, float, str], list[int]] = collections.defaultdict(
+                lambda: [0, 0, 0, 0]
+            )
+            for page in pages(path, found):
+                buckets = page.get("data")
+                for bucket in buckets if isinstance(buckets, list) else []:
+                    if not isinstance(bucket, dict):
+                        continue
+                    start = when(bucket.get("starting_at", bucket.get("start_time")))
+                    end = when(bucket.get("ending_at", bucket.get("end_time")))
+                    results = bucket.get("results", bucket.get("result"))
+                    if start is None or end is None or not isinstance(results, list):
+                        found.skipped["buckets without a start, an end or results"] += 1
+                        continue
+                    for result in results:
+                        if isinstance(result, dict):
+                            total = sums[(start, end, text(result.get("model")))]
+                            for i, n in enumerate(counts(result)):
+                                total[i] += n
+            for (start, end, model), (i, cr, cw, o) in sorted(sums.items()):
+                day = dt.datetime.fromtimestamp(start, dt.timezone.utc).isoformat()
+                yield Usage(
+                    source=source,
+                    key=f"{day}:{end - start:.0f}:{model}",
+                    ts=start,
+                    model=model,
+                    input_tokens=i,
+                    cache_read_tokens=cr,
+                    cache_write_tokens=cw,
+                    output_tokens=o,
+                    project="",
+                    until=end,
+                )
+
+        return records(), found
+
+    return read
+
+
+read_anthropic = reader(ANTHROPIC, anthropic_counts)
+read_openai = reader(OPENAI, openai_counts)
