@@ -96,7 +96,8 @@ def test_bench_index_prints_its_figures() -> None:
 
 def test_bench_speculative_prints_both_speeds() -> None:
     out = run("bench_speculative.py", "--cuts", "2", "--max-tokens", "8")
-    assert "no drafts" in out and "draft tokens" in out and "same output" in out
+    # Drafts change the speed, never the text: both cuts give the same output.
+    assert "no drafts" in out and "draft tokens" in out and "same output 2/2" in out
 
 
 def test_the_big_workspace_copies_text_source_files_again_until_there_are_enough(

@@ -141,10 +141,14 @@ async def test_the_service_keeps_the_blocks_while_typing_and_chooses_again_when_
         first = await service.complete(DocumentView(uri, 1, split_lines(text)), 11, 13, "utf-32")
         assert first.text == "x"
         assert engine.calls[-1].startswith("<|repo_name|>p\n<|file_sep|>pkg/_models.py\n")
-        # A new use of an imported module while typing: the blocks stay as they were.
+        blocks, separator, _ = engine.calls[-1].partition("<|file_sep|>pkg/client.py\n")
+        assert separator and "class Request:" in blocks and "def quote(" in blocks
+        # A new use of an imported module while typing: the blocks stay as they were, byte for
+        # byte, up to the current file's separator.
         text = CLIENT.replace("    return r.", "    u.other()\n    return r.")
         await service.complete(DocumentView(uri, 2, split_lines(text)), 12, 13, "utf-32")
-        assert "def other" not in engine.calls[-1].split("import os")[0]
+        assert engine.calls[-1].partition(separator)[:2] == (blocks, separator)
+        assert "def other" not in blocks
         # The window moves (far below): the blocks are chosen again, with the new use.
         text += "\n" * 2 + "# filler line of text\n" * 20 + "    "
         lines = split_lines(text)

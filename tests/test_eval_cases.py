@@ -25,7 +25,18 @@ from nearline.evaluation.cases import (
 )
 from nearline.evaluation.history import Commit, FileDiff, GitRepo
 from nearline.tasks import TaskKind
-from support.gitrepo import DISCOUNT_CODE, FIX_MESSAGE, FIXED, OFF_BY_ONE, Repo, shop
+from support.gitrepo import (
+    CART,
+    DISCOUNT,
+    DISCOUNT_CODE,
+    FIX_MESSAGE,
+    FIXED,
+    OFF_BY_ONE,
+    T0,
+    UTIL,
+    Repo,
+    shop,
+)
 
 ALL = 1000
 """More cases than any commit here has lines."""
@@ -134,6 +145,23 @@ def test_the_same_cases_every_time_and_per_commit_honoured(repo: Repo, history: 
         everything = completion_cases(commit, diffs, ALL)
         assert len(completion_cases(commit, diffs, 1)) == min(1, len(everything)), name
         assert set(first) <= set(everything)
+
+
+def test_the_cuts_are_drawn_from_the_commit_s_id_alone() -> None:
+    """A seed of the commit's id, not of this process: every machine draws the same cuts."""
+    commit = Commit("c0ffee" + "0" * 34, "b" * 40, T0, "add a discount and a cents helper")
+    diffs = [
+        FileDiff("cart.py", "M", CART, CART + DISCOUNT, True),
+        FileDiff(
+            "util.py", "M", UTIL, UTIL + "\n\ndef cents(amount):\n    return round(amount)\n", True
+        ),
+    ]
+    cuts = [(c.path, c.line, c.column, c.expected) for c in completion_cases(commit, diffs, 3)]
+    assert cuts == [
+        ("cart.py", 22, 25, ") / 100\n    return amount - amount * rate"),
+        ("util.py", 4, 10, "amount):\n    return round(amount)"),
+        ("cart.py", 23, 20, "amount * rate"),
+    ]
 
 
 def test_cases_are_spread_over_the_commit_s_files(history: dict) -> None:
@@ -250,9 +278,12 @@ def test_a_commit_of_a_file_with_windows_line_ends(tmp_path: Path) -> None:
     git_repo = GitRepo(repo.root)
     commit = git_repo.commits(1)[0]
     cases = completion_cases(commit, git_repo.changes(commit), ALL)
-    assert {split_lines(c.document)[c.line][c.column :] for c in cases} <= {"\r\n"}
-    for case in cases:
-        assert "\r" not in case.expected.split("\n")[0]
+    # Both added code lines; the documents keep their CRLFs, the expected texts have none.
+    assert {(c.line, c.column, c.document, c.expected) for c in cases} == {
+        (3, 0, "def f():\r\n    return 1\r\n\r\n\r\n", "def g(x):\n    return x"),
+        (4, 4, "def f():\r\n    return 1\r\n\r\ndef g(x):\r\n    \r\n", "return x"),
+    }
+    assert len(cases) == 2
 
 
 def commit_cases(root: Path, before: str, after: str) -> list[CompletionCase]:

@@ -5,6 +5,7 @@ The tiers' runs (a local OpenAI-compatible server) are in ``test_eval_tiers``.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from html.parser import HTMLParser
@@ -18,8 +19,9 @@ from nearline.evaluation import runner as runner_module
 from nearline.evaluation.cases import CompletionCase
 from nearline.evaluation.history import Commit, RepoState
 from nearline.evaluation.html import to_html
-from nearline.evaluation.report import report_dict
+from nearline.evaluation.report import report_dict, to_text
 from nearline.evaluation.runner import Candidate, CandidateKind
+from nearline.evaluation.scoring import score_completion
 from nearline.evaluation.session import EvalOptions, EvalRun
 from support.gitrepo import Repo, git, shop
 
@@ -97,6 +99,12 @@ def test_eval_measures_the_embedded_model_on_the_project_history(
     assert row["cost_usd"] == 0.0 and data["tiers"] == [] and data["spent_usd"] == 0.0
     results = data["results"][MODEL]
     assert len(results) == 4 and all(r["error"] is None for r in results)
+    # Each case is scored from the model's own text, and the row is made of the cases.
+    for r in results:
+        score = score_completion(r["suggestion"], r["expected"])
+        assert {k: r[k] for k in dataclasses.asdict(score)} == dataclasses.asdict(score)
+    assert row["exact"] == sum(r["exact"] for r in results) / 4
+    assert row["edit_similarity"] == sum(r["edit_similarity"] for r in results) / 4
     assert {r["case"].split(":")[0] for r in results} == {
         repo.shas[n][:12] for n in ("six", "tax", "wip", "logo")
     }
@@ -243,6 +251,89 @@ def test_bad_options_say_what_is_wrong(
     code, out, err = nearline_eval(capsys, *args)
     assert code == 1 and out == ""
     assert message in err
+
+
+def model_result(
+    exact: bool, similarity: float, tab: int, expected: int, ms: float, error: str | None = None
+) -> dict[str, Any]:
+    """One completion case's result, made by hand (the suggestion's text does not count)."""
+    return {
+        "case": "c",
+        "shown": similarity > 0,
+        "exact": exact,
+        "edit_similarity": similarity,
+        "tab_chars": tab,
+        "expected_chars": expected,
+        "latency_ms": ms,
+        "error": error,
+    }
+
+
+def test_the_model_rows_arithmetic_and_the_model_suggested_among_several() -> None:
+    commits = [Commit(f"{i:040x}", f"{i + 100:040x}", 0, f"commit {i}") for i in range(4)]
+    serving = Candidate(CandidateKind.MODEL, MODEL, "model-s", path=Path("s.gguf"))
+    mine = Candidate(CandidateKind.MODEL, "mine.gguf", "model-m", path=Path("mine.gguf"))
+    coder = Candidate(CandidateKind.MODEL, "qwen2.5-coder-0.5b", "model-q", path=Path("q.gguf"))
+    run = EvalRun(
+        "shop",
+        RepoState("f" * 40, "main", False),
+        EvalOptions(),
+        commits=commits,
+        candidates=[serving, mine, coder],
+        serving=MODEL,
+    )
+    by_model = {
+        # The serving model is always exact, but its first line alone is no Tab's worth.
+        serving: [
+            model_result(True, 1.0, 10, 10, 100.0),
+            model_result(True, 1.0, 0, 10, 200.0),
+            model_result(True, 1.0, 0, 20, 300.0),
+            model_result(False, 0.0, 0, 0, 0.0, error="the model failed"),
+        ],
+        # mine.gguf and the coder write the most by Tab, as much; the coder is exact more.
+        mine: [
+            model_result(True, 1.0, 10, 10, 40.0),
+            model_result(False, 0.5, 5, 10, 50.0),
+            model_result(False, 0.25, 9, 20, 60.0),
+        ],
+        coder: [
+            model_result(True, 1.0, 10, 10, 50.0),
+            model_result(True, 1.0, 5, 10, 60.0),
+            model_result(False, 0.75, 9, 20, 70.0),
+        ],
+    }
+    for cand, results in by_model.items():
+        run.results[cand.key] = {c.sha: [r] for c, r in zip(commits, results, strict=False)}
+    data = report_dict(run)
+    figures = [
+        (
+            m["label"],
+            m["cases"],
+            m["errors"],
+            m["shown"],
+            m["exact"],
+            m["edit_similarity"],
+            m["tab_chars"],
+            m["accepted"],
+            m["latency_p50_ms"],
+            m["latency_p95_ms"],
+        )
+        for m in data["models"]
+    ]
+    assert figures == [
+        (MODEL, 3, 1, 1.0, 1.0, 1.0, 10 / 40, 1 / 3, 200.0, 300.0),
+        ("mine.gguf", 3, 0, 1.0, 1 / 3, 1.75 / 3, 24 / 40, 1.0, 50.0, 60.0),
+        ("qwen2.5-coder-0.5b", 3, 0, 1.0, 2 / 3, 2.75 / 3, 24 / 40, 1.0, 60.0, 70.0),
+    ]
+    assert data["suggestion"]["model"] == "qwen2.5-coder-0.5b"
+    snippet = data["suggestion"]["toml"]
+    assert "# autocomplete: qwen2.5-coder-0.5b completed this project's code best" in snippet
+    assert '[model]\nname = "qwen2.5-coder-0.5b"\n' in snippet
+    assert re.search(
+        r"^qwen2\.5-coder-0\.5b\s+3\s+67%\s+0\.92\s+60%\s+100%\s+60\s+70\s+\$0\.0000$",
+        to_text(data),
+        re.M,
+    )
 
 
 def test_the_page_carries_any_text_safely() -> None:

@@ -16,11 +16,19 @@ from typing import Any
 import pytest
 
 from nearline.config import Settings, parse_settings
+from nearline.escalation.results import RefusalKind
 from nearline.evaluation import store as store_module
 from nearline.evaluation.cases import CompletionCase, cases_of
 from nearline.evaluation.history import Commit, GitRepo, RepoState
 from nearline.evaluation.report import report_dict, to_text
-from nearline.evaluation.runner import Candidate, CandidateKind, cacheable, model_candidate
+from nearline.evaluation.runner import (
+    Candidate,
+    CandidateKind,
+    CaseOutcome,
+    cacheable,
+    model_candidate,
+    refused,
+)
 from nearline.evaluation.scoring import score_completion
 from nearline.evaluation.session import EvalOptions, EvalRun, read_history, run_models
 from nearline.evaluation.store import EvalStore
@@ -211,20 +219,33 @@ def test_without_a_disk_cache_the_store_is_memory_only(tmp_path: Path) -> None:
     store.close()
 
 
-@pytest.mark.parametrize(
-    ("outcome", "kept"),
-    [
-        ("changed", True),
-        ("unappliable", True),
-        ("refused-privacy", True),
-        ("failed", False),
-        ("refused-budget", False),
-        ("refused-loop", False),
-        ("refused-policy", False),
-    ],
-)
-def test_which_escalation_results_are_kept(outcome: str, kept: bool) -> None:
-    assert cacheable({"outcome": outcome}) is kept
+KEPT_OR_ASKED_AGAIN = {
+    CaseOutcome.CHANGED: True,
+    CaseOutcome.UNAPPLIABLE: True,
+    CaseOutcome.REFUSED_PRIVACY: True,  # the files stay private on the next run too
+    CaseOutcome.FAILED: False,
+    CaseOutcome.OTHER_TIER: False,
+    CaseOutcome.REFUSED_BUDGET: False,
+    CaseOutcome.REFUSED_LOOP: False,
+    CaseOutcome.REFUSED_ROUTING: False,
+}
+"""Every outcome of the vocabulary: kept in the store, or asked again by the next run."""
+
+
+@pytest.mark.parametrize("outcome", list(CaseOutcome))
+def test_which_escalation_results_are_kept(outcome: CaseOutcome) -> None:
+    assert cacheable({"outcome": outcome.value}) is KEPT_OR_ASKED_AGAIN[outcome]
+
+
+def test_every_refusal_has_an_outcome_and_a_word_outside_them_is_not_kept() -> None:
+    assert [refused(kind) for kind in RefusalKind] == [
+        CaseOutcome.REFUSED_PRIVACY,
+        CaseOutcome.REFUSED_BUDGET,
+        CaseOutcome.REFUSED_LOOP,
+        CaseOutcome.REFUSED_ROUTING,
+    ]
+    assert cacheable({"outcome": "refused-policy"}) is False  # not an outcome
+    assert cacheable({}) is False
 
 
 def tier_result(kind: str, success: bool, cost: float) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from nearline.accounting.ledger import Ledger, ledger_path
 from nearline.accounting.prices import Tokens
 from nearline.cli import main
 from nearline.evaluation.history import GitRepo
-from nearline.evaluation.runner import cacheable
 from support.engines import ok
 from support.fake_provider import RecordingProvider, Reply, ScriptedServer
 from support.gitrepo import FIX_MESSAGE, OFF_BY_ONE, Repo, shop
@@ -512,7 +511,7 @@ def test_a_case_a_budget_sends_to_another_tier_is_not_this_tiers(
 ) -> None:
     """Today's spending is past the project's budget, which downgrades to the local tier: the
     answer (here a failure: the local model is missing) is not the value tier's, so it is
-    neither scored nor kept for it, and the next run tries the value tier again."""
+    neither scored nor kept for it, and the next run (the budget lifted) asks the value tier."""
     repo = shop(tmp_path / "shop", upto="fix")
     configure(repo.root, provider.url)
     with (repo.root / ".nearline.toml").open("a") as f:
@@ -541,7 +540,13 @@ def test_a_case_a_budget_sends_to_another_tier_is_not_this_tiers(
     data = json.loads(out)
     [result] = data["results"][LABEL]
     assert result["outcome"] == "other-tier" and "the local tier" in result["reason"]
-    assert not cacheable(result)  # the next run tries the value tier again
     [row] = data["tiers"]
     assert (row["cases"], row["not_run"], row["success"]) == (0, 1, None)
     assert provider.received == []
+
+    configure(repo.root, provider.url)  # no budget: the value tier serves
+    code, out, err = nearline_eval(capsys, "--commits", "1", "--tiers", "value", "--json")
+    assert code == 0, err
+    assert posts(provider) == ["/v1/chat/completions"]
+    [result] = json.loads(out)["results"][LABEL]
+    assert result["outcome"] == "changed"

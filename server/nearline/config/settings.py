@@ -25,7 +25,7 @@ from nearline.config.imports import ImportSettings
 from nearline.config.remote import RemoteSettings
 from nearline.config.team import TeamCaps, TeamSettings
 from nearline.errors import ConfigError
-from nearline.tasks import TASK_NAMES
+from nearline.tasks import TASK_NAMES, TaskKind
 from nearline.vocab import StrEnum
 
 if sys.version_info >= (3, 11):
@@ -294,14 +294,16 @@ def _default_rules() -> tuple[RuleSettings, ...]:
         RuleSettings(
             tier="value",
             name="small explanations",
-            task=("explain",),
+            task=(TaskKind.EXPLAIN.value,),
             max_files=1,
             max_selection_lines=80,
         ),
         RuleSettings(
             tier="value",
             name="small single-file changes",
-            task=("refactor", "tests", "fix", "ask"),
+            task=tuple(
+                k.value for k in (TaskKind.REFACTOR, TaskKind.TESTS, TaskKind.FIX, TaskKind.ASK)
+            ),
             max_files=1,
             max_selection_lines=60,
             max_tokens=4000,
