@@ -183,3 +183,21 @@ def test_the_full_window_is_this_rest_s_once_it_is_done() -> None:
     assert bl.full_ms_of({"uri": "file:///b.py", "full_ms": 812}, before, "file:///b.py") == 812
     assert bl.full_ms_of({"full_ms": 90}, None, "file:///b.py") == 90  # no uri reported
     assert bl.full_ms_of(None, None, "file:///b.py") is None  # no rest reported (yet)
+
+
+def test_bench_usage_import_prints_its_figures() -> None:
+    out = run(
+        "bench_usage_import.py",
+        "--days",
+        "2",
+        "--sessions-per-day",
+        "2",
+        "--answers",
+        "5",
+        "--big-gb",
+        "0.001",
+    )
+    assert "generated 4 session logs" in out and "20 answers" in out
+    assert "claude-code: 20 records in 4 files read (0 unchanged), 20 rows added" in out
+    assert "claude-code: 0 records in 0 files read (4 unchanged), 0 rows added" in out
+    assert "records/s" in out and "peak RSS" in out and "one 0.00 GB log" in out

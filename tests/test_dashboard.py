@@ -321,3 +321,29 @@ def test_team_without_a_database_says_why(ledger: Path, monkeypatch: pytest.Monk
         timeout=60,
     )
     assert proc.returncode == 1 and "NEARLINE_TEAM_URL" in proc.stderr
+
+
+def test_other_tools_beside_nearline_outside_its_budgets_and_levers(
+    ledger: Path, tmp_path: Path
+) -> None:
+    from nearline.app.usage_import import import_usage
+    from nearline.web.page import render
+    from test_imports import assistant, jsonl
+    from test_usage_import import COPILOT_ORG
+
+    before = local_dashboard(settings(), Filters(stack="client"), root=Path("/src/web"))
+    log = jsonl(tmp_path / "s.jsonl", assistant("msg_a", 100, ts=f"{DAYS[1]}T10:00:00Z"))
+    os.utime(log, (0, 0))  # an old log: no session is still writing it
+    report = tmp_path / "copilot.json"
+    report.write_text(json.dumps([{**COPILOT_ORG[0], "date": DAYS[1]}]))
+    (claude,) = import_usage(settings(), ["claude-code"], [log])
+    import_usage(settings(), ["copilot"], [report])
+    d = local_dashboard(settings(), Filters(stack="client"), root=Path("/src/web"))
+    cost = d.cost_usd - before.cost_usd
+    assert claude.records == 1 and cost > 0
+    assert {s.part for s in d.slices} == {"complete", "lsp", "claude-code"}
+    assert d.naive_usd == pytest.approx(before.naive_usd + cost)  # at its own cost: no lever
+    assert [v.saved_usd for v in d.levers] == [v.saved_usd for v in before.levers]
+    assert [b.spent_usd for b in d.budgets] == [b.spent_usd for b in before.budgets]
+    tools = tables_of(render(d))["tools"]
+    assert tools == [["copilot", "1", "1,000", "250", "25%", "420 of 1,500", "57"]]

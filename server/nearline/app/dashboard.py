@@ -12,7 +12,7 @@ from typing import Any
 
 from nearline.accounting.alerts import WINDOW_DAYS
 from nearline.accounting.ledger import ledger_path
-from nearline.accounting.ledger.queries import read_first_day, read_rows
+from nearline.accounting.ledger.queries import read_first_day, read_rows, read_tool_days
 from nearline.accounting.prices import Price, Tokens, flagship, table_for
 from nearline.accounting.report import dashboard as board
 from nearline.accounting.report.export import report_dict
@@ -241,6 +241,7 @@ def local_dashboard(
         today=today,
         project=filters.project,
         first_day=read_first_day(path) if rows else None,
+        tool_days=read_tool_days(path, first.isoformat(), last.isoformat()),
     )
     lo, hi = first.isoformat(), last.isoformat()
     inside = [r for r in rows if lo <= str(r["day"]) <= hi]

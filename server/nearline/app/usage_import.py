@@ -114,3 +114,40 @@ class BackgroundImport:
 
     def hold(self, busy: bool) -> None:
         self.child.hold(busy)
+
+
+class ImportLink:
+    """A server's background import as its settings say: none until ``start``, then one
+    ``BackgroundImport`` while ``[usage.import]`` lists sources (a new one when it changes)."""
+
+    def __init__(self) -> None:
+        self.running: BackgroundImport | None = None
+        self._wanted: tuple[tuple[str, ...], float, Path | None] | None = None
+        self._started = self._closed = False
+
+    def start(self, settings: Settings, root: Path | None) -> None:
+        self._started = True
+        self.configure(settings, root)
+
+    def configure(self, settings: Settings, root: Path | None) -> None:
+        wanted = settings.usage.import_
+        key = (wanted.sources, wanted.interval_minutes, root)
+        if not self._started or self._closed or key == self._wanted:
+            return
+        self._wanted = key
+        if self.running is not None:
+            self.running.stop()
+            self.running = None
+        if wanted.sources:
+            self.running = BackgroundImport(wanted.sources, wanted.interval_minutes * 60, root)
+            self.running.start()
+
+    def hold(self, busy: bool) -> None:
+        if self.running is not None:
+            self.running.hold(busy)
+
+    def close(self) -> None:
+        self._closed = True
+        if self.running is not None:
+            self.running.stop()
+            self.running = None

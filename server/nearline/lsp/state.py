@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -20,7 +19,7 @@ from nearline.app.indexing import IndexBuilder, index_text, open_shared_index
 from nearline.app.project import project_of
 from nearline.app.remote import make_service, service_key
 from nearline.app.team import TeamLink, with_team
-from nearline.app.usage_import import BackgroundImport
+from nearline.app.usage_import import ImportLink
 from nearline.catalog import resolve_model_path
 from nearline.completion import CompletionService
 from nearline.config import ConfigStack, Settings, merge
@@ -58,8 +57,7 @@ class ServerState:
         self.index_builder: IndexBuilder | None = None
         """The child process that builds the index (``index_build``)."""
         self.on_indexed: Callable[[RefreshStats], None] | None = None
-        self.importer: BackgroundImport | None = None
-        """Other tools' usage imported in the background (``[usage.import]``)."""
+        self.importer = ImportLink()  # other tools' usage, [usage.import]
         self.escalations = Escalations(
             Escalator(
                 self.settings,
@@ -107,9 +105,7 @@ class ServerState:
         self.escalations.escalator.reconfigure(new, self.stack.root)
         if self.team:
             self.team.configure(new, self.stack.root)
-        if old.usage.import_ != new.usage.import_ and self.importer is not None:
-            self.stop_imports()
-            self.start_imports()
+        self.importer.configure(new, self.stack.root)
         indexed = (old.index, old.cache, old.privacy.local_only)
         if self.index is not None and indexed != (new.index, new.cache, new.privacy.local_only):
             self.stop_index()  # a new one, built as the settings now say
@@ -141,21 +137,6 @@ class ServerState:
         if self.index is not None:
             self.index.close()
             self.index = None
-
-    # -- other tools' usage --------------------------------------------------------------------
-    def start_imports(self) -> None:
-        """Import ``[usage.import]`` sources in the background, when it lists any."""
-        wanted = self.settings.usage.import_
-        if self.importer is None and wanted.sources and not self._closed:
-            self.importer = BackgroundImport(
-                wanted.sources, wanted.interval_minutes * 60, self.stack.root
-            )
-            self.importer.start()
-
-    def stop_imports(self) -> None:
-        if self.importer is not None:
-            self.importer.stop()
-            self.importer = None
 
     def _index_entries(self) -> Sequence[FileEntry]:
         index = self.index
@@ -211,7 +192,7 @@ class ServerState:
     def close(self) -> None:
         """Let go of everything, the index's build first (a second call does nothing)."""
         self.stop_index()
-        self.stop_imports()
+        self.importer.close()
         if self._closed:
             return
         self._closed = True
@@ -225,14 +206,13 @@ class ServerState:
 
     # -- documents ---------------------------------------------------------------------------
     def open(self, item: types.TextDocumentItem) -> OpenDocument:
-        doc = OpenDocument(
+        self.documents[item.uri] = doc = OpenDocument(
             item.uri,
             item.text,
             item.version,
             self.settings.completion.max_document_bytes,
             item.language_id or "",
         )
-        self.documents[item.uri] = doc
         return doc
 
     def change(
@@ -267,6 +247,3 @@ class ServerState:
         self.documents.pop(uri, None)
         if self.service is not None:
             self.service.forget(uri)
-
-    def root(self) -> Path | None:
-        return self.stack.root

@@ -221,6 +221,32 @@ def suggestions(name: str, title: str, items: Sequence[board.Suggestions]) -> st
     return table(name, headers, rows)
 
 
+def tools(d: board.Dashboard) -> str:
+    """Tools that report daily aggregates, not requests (Copilot), apart from nearline's."""
+    found = d.report.get("tools") or []
+    rows = [
+        [
+            escape(str(t["source"])),
+            f"{t['days']:,}",
+            f"{t['suggestions']:,}",
+            f"{t['acceptances']:,}",
+            escape(percent(t["acceptance_rate"])),
+            f"{t['lines_accepted']:,} of {t['lines_suggested']:,}",
+            f"{t['chats']:,}",
+        ]
+        for t in found
+    ]
+    headers = ("tool", "days", "suggestions", "accepted", "rate", "lines accepted", "chats")
+    return (
+        "<section><h2>Other tools' daily aggregates</h2>"
+        + table("tools", headers, rows)
+        + '<p class="note">From their own reports (<code>nearline usage import copilot</code>); '
+        "not requests, and not in the figures above.</p></section>"
+        if rows
+        else ""
+    )
+
+
 def anomalies(d: board.Dashboard) -> str:
     if not d.flags:
         return '<p class="note">No day passed the anomaly rule.</p>'
@@ -274,6 +300,7 @@ def render(d: board.Dashboard) -> str:
         + (suggestions("by-model", "model", d.by_model) or '<p class="note">None shown.</p>')
         + suggestions("by-developer", "developer", d.by_developer)
         + "</section>",
+        tools(d),
         f"<section><h2>Anomalies</h2>{anomalies(d)}</section>",
         '<section><h2 id="requests">Requests</h2>'
         + requests(d, "requests.csv" + link(d.filters))

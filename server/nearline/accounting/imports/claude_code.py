@@ -23,6 +23,8 @@ from nearline.accounting.imports.records import (
 )
 
 SOURCE = "claude-code"
+NEEDLES = (b'"assistant"', b'"usage"')
+"""What a line with a model's answer holds (the rest is not parsed)."""
 TOKEN_FIELDS = (
     "input_tokens",
     "cache_creation_input_tokens",
@@ -85,7 +87,7 @@ def read(
         pending: Usage | None = None
         pending_at = start
         line_at = start
-        for after, line in lines(path, start, found):
+        for after, line in lines(path, start, found, NEEDLES):
             record = usage_of(line, found)
             if record is not None:
                 if pending is not None and pending.key == record.key:

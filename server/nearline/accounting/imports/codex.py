@@ -24,6 +24,8 @@ from nearline.accounting.imports.records import (
 )
 
 SOURCE = "codex"
+NEEDLES = (b'"token_count"', b'"session_meta"', b'"turn_context"')
+"""What the lines it reads hold (the rest is not parsed)."""
 FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens")
 
 
@@ -51,7 +53,7 @@ def read(
         previous: dict[str, int] | None = None
         seen: set[str] = set()
         counted = FileRead(path, 0)
-        for after, line in lines(path, 0, counted):
+        for after, line in lines(path, 0, counted, NEEDLES):
             payload = line.get("payload")
             payload = payload if isinstance(payload, dict) else {}
             kind = line.get("type")

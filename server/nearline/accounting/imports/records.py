@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Iterator
@@ -102,10 +103,14 @@ class FileRead:
         )
 
 
-def lines(path: Path, start: int, read: FileRead) -> Iterator[tuple[int, dict[str, Any]]]:
+def lines(
+    path: Path, start: int, read: FileRead, needles: tuple[bytes, ...] = ()
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """The file's JSON objects from byte ``start``, one a line, streamed (constant memory); each
     with the offset just past its line. Garbage, a line too long, and anything but an object
-    are counted in ``read.skipped``; a last line without a newline is not read."""
+    are counted in ``read.skipped``; a last line without a newline is not read. ``needles``:
+    only lines holding one of them are parsed (most of a log is prompts and tool output the
+    reader never wants); the others are only checked to look like an object."""
     read.end = start
     with path.open("rb") as f:
         f.seek(start)
@@ -130,6 +135,10 @@ def lines(path: Path, start: int, read: FileRead) -> Iterator[tuple[int, dict[st
             offset += len(raw)
             read.end = offset
             read.lines += 1
+            if needles and not any(n in raw for n in needles):
+                if not (raw.startswith(b"{") and raw.rstrip().endswith(b"}")):
+                    read.skipped["lines not JSON"] += 1
+                continue
             try:
                 found = json.loads(raw)
             except ValueError:
@@ -161,9 +170,12 @@ def timestamp(value: Any) -> float | None:
 
 def folder_name(cwd: Any) -> str:
     """A working folder's last part: a project's name, never its path."""
-    if not isinstance(cwd, str) or not cwd:
-        return ""
-    return PurePath(cwd.replace("\\", "/")).name[:200]
+    return _last_part(cwd) if isinstance(cwd, str) and cwd else ""
+
+
+@functools.lru_cache(maxsize=256)
+def _last_part(path: str) -> str:
+    return PurePath(path.replace("\\", "/")).name[:200]
 
 
 def text(value: Any, limit: int = 200) -> str:

@@ -65,7 +65,7 @@ def initialized(conn: Connection) -> None:
     service = conn.state.completions.service  # built: the model starts loading
     status(conn, state="loading", message="loading the model")
     conn.state.start_index()
-    conn.state.start_imports()
+    conn.state.importer.start(conn.state.settings, conn.state.stack.root)
     hold_index(conn, service.scheduler.busy)  # the build waits for the model's load
     conn.watcher = loop.call_later(CONFIG_POLL_S, watch, conn)
 
