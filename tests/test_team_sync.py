@@ -18,6 +18,7 @@ from nearline.accounting.entries import (
     escalation_entry,
 )
 from nearline.accounting.ledger import Ledger, outbox
+from nearline.accounting.ledger.imported import UPSERT
 from nearline.accounting.ledger.schema import connect
 from nearline.accounting.prices import Tokens
 from nearline.accounting.team.connection import TeamTarget
@@ -315,3 +316,42 @@ def test_an_old_ledger_is_migrated_and_all_its_history_waits(tmp_path: Path) -> 
     with connect(path) as c:
         assert outbox.waiting_count(c) == 1
     ledger.close()
+
+
+def test_another_tool_s_rows_go_grow_and_spend_no_team_budget(
+    ledger: Ledger, tmp_path: Path, team_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nearline.accounting.entries import CostSource, imported_entry
+
+    config = tmp_path / "user.toml"
+    config.write_text("[team]\n")  # rows outside a project go as the user's settings say
+    monkeypatch.setenv("NEARLINE_CONFIG", str(config))
+
+    def streamed(output: int) -> object:
+        return imported_entry(
+            source="claude-code",
+            key="msg_a:req_a",
+            ts=time.time(),
+            provider="anthropic",
+            model="claude-sonnet-4-5",
+            tokens=Tokens(input=4, cache_read=2000, cache_write=100, output=output),
+            cost_usd=0.001 * output,
+            cost_source=CostSource.PRICE_TABLE,
+            project="acme",
+        )
+
+    ledger.record(streamed(10))
+    ledger.flush()
+    assert syncer(ledger).sync_now() == 1
+    with connect(ledger.path) as conn:  # the same message read again, whole
+        conn.execute(UPSERT, streamed(400).row())
+        conn.execute(UPSERT, streamed(5).row())  # a shorter copy changes nothing
+    assert syncer(ledger).sync_now() == 1
+    assert syncer(ledger).sync_now() == 0
+    assert rows(team_url, "SELECT client, task, output_tokens, cost_source, cost_usd "
+                "FROM nearline_requests") == [
+        ("claude-code", "imported", 400, "price-table", pytest.approx(0.4))
+    ]  # fmt: skip
+    assert rows(team_url, "SELECT billed, output_tokens FROM nearline_requests_daily") == [
+        (False, 400)
+    ]

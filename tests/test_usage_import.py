@@ -515,3 +515,24 @@ def test_openai_export_input_includes_the_cached(
         1280,
         1419,
     )
+
+
+def test_a_damaged_ledger_or_an_unreadable_log_is_said_and_loses_nothing(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one, _, other = claude_logs(home)
+    (home / "usage.db").write_bytes(b"this is not a database" * 100)
+    assert main(["usage", "import", "claude-code"]) == 1
+    said = capsys.readouterr().err
+    assert "the usage ledger" in said and "file is not a database" in said
+    (home / "usage.db").unlink()
+    if os.geteuid() != 0:  # root reads any file
+        other.chmod(0)
+        try:
+            said = imported(capsys, "claude-code")
+            assert "s-2.jsonl: cannot read (Permission denied); skipped" in said
+        finally:
+            other.chmod(0o644)
+        assert by_client(capsys)["claude-code"]["requests"] == 2
+    imported(capsys, "claude-code")  # readable again: read this time
+    assert by_client(capsys) == {"claude-code": claude_expected()}

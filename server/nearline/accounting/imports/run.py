@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nearline.accounting.entries import CostSource, Entry, imported_entry
-from nearline.accounting.imports.records import FileRead, ToolDay, Usage
+from nearline.accounting.imports.records import ToolDay, Usage
 from nearline.accounting.imports.sources import SOURCES, Source
 from nearline.accounting.ledger import imported as store
-from nearline.accounting.ledger.schema import connect, migrate
+from nearline.accounting.ledger.schema import check_not_a_folder, connect, migrate
 from nearline.accounting.prices import Price, PriceTable, Tokens, candidates
-from nearline.errors import ConfigError
+from nearline.errors import ConfigError, LedgerError
 
 BATCH = 5000
 OPEN_S = 300.0
@@ -176,6 +176,7 @@ def import_source(
     result = ImportResult(source.name, files=len(files))
     kept = store.positions(conn, source.name)
     pricer = Pricer(table)
+    pending = Pending(conn, result)
     for path in files:
         try:
             st = path.stat()
@@ -188,29 +189,51 @@ def import_source(
         hold = now - st.st_mtime < OPEN_S
         records, read = source.read(path, start, hold_last=hold)
         try:
-            count = _write_file(conn, source, records, read, (pricer, own), result, path, st)
+            count = _read_file(source, records, (pricer, own), pending)
         except OSError as exc:
             result.lines.append(f"{path.name}: cannot read ({exc.strerror or exc}); skipped")
             continue
+        pending.done(_position(source, path, st, read.end))
         result.records += count
         result.lines.append(read.summary(count))
+    pending.flush()
     return result
 
 
-def _write_file(
-    conn: sqlite3.Connection,
+class Pending:
+    """Rows on their way to the ledger, a transaction per ``BATCH`` (many small files' rows
+    in one), each file's position with or after its last rows."""
+
+    def __init__(self, conn: sqlite3.Connection, result: ImportResult) -> None:
+        self.conn, self.result = conn, result
+        self.entries: list[Entry] = []
+        self.positions: list[store.Position] = []
+
+    def add(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        if len(self.entries) >= BATCH:
+            self.flush()
+
+    def done(self, position: store.Position) -> None:
+        self.positions.append(position)
+        if len(self.positions) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        self.result.written += store.write(self.conn, self.entries, self.positions)
+        self.entries, self.positions = [], []
+
+
+def _read_file(
     source: Source,
     records: Iterator[Usage | ToolDay],
-    read: FileRead,
     pricing: tuple[Pricer, Sequence[str]],
-    result: ImportResult,
-    path: Path,
-    st: os.stat_result,
+    pending: Pending,
 ) -> int:
-    """The file's records in batches, its position with the last one."""
+    """The file's records priced and on their way (a report's days written at once)."""
     pricer, own = pricing
+    conn, result = pending.conn, pending.result
     count = 0
-    batch: list[Entry] = []
     days: list[ToolDay] = []
     for record in records:
         count += 1
@@ -222,13 +245,9 @@ def _write_file(
         entry = entry_of(record, source, pricer)
         if entry.cost_source == CostSource.UNPRICED:
             result.unpriced.add(record.model or "(no model)")
-        batch.append(entry)
-        if len(batch) >= BATCH:
-            result.written += store.write(conn, batch)
-            batch = []
+        pending.add(entry)
     if days:
         result.written += store.write_tool_days(conn, [d.row() for d in days])
-    result.written += store.write(conn, batch, [_position(source, path, st, read.end)])
     return count
 
 
@@ -244,8 +263,12 @@ def run_imports(
 ) -> list[ImportResult]:
     """Each source in turn into the ledger at ``ledger`` (made and migrated when needed);
     ``own``: provider kind → nearline's providers of that kind (their ledger names)."""
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(ledger, timeout=timeout)
+    check_not_a_folder(ledger)
+    try:
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(ledger, timeout=timeout)
+    except (OSError, sqlite3.Error) as exc:
+        raise LedgerError(f"cannot open the usage ledger {ledger}: {exc}") from None
     try:
         migrate(conn)
         return [
@@ -259,5 +282,10 @@ def run_imports(
             )
             for n in names
         ]
+    except sqlite3.Error as exc:
+        raise LedgerError(
+            f"cannot write the usage ledger {ledger}: {exc} (nothing is lost: what was not "
+            "written is read again next time)"
+        ) from None
     finally:
         conn.close()
