@@ -334,3 +334,15 @@ def test_bad_provider_settings_are_named(provider, expected):
 def test_local_is_not_a_provider_name():
     message = config_error({"providers": {"local": {"kind": "openai"}}})
     assert "providers.local" in message and "embedded model" in message
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"privacy": {"local_only": ".env"}}, "privacy.local_only: expected a list of strings"),
+        ({"routing": {"tiers": {"value": "mini"}}}, "routing.tiers.value: expected a list"),
+        ({"privacy": {"local_only": [".env", 3]}}, "privacy.local_only: expected a string, got 3"),
+    ],
+)
+def test_a_list_of_strings_is_not_one_string_read_letter_by_letter(data, expected):
+    assert expected in config_error(data)

@@ -608,9 +608,17 @@ def _strict(kind: type) -> Any:
     return hook
 
 
+def _strings(value: Any, _type: Any) -> tuple[str, ...]:
+    """A list of strings; one string is not read as a list of its letters."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise _TypeMismatch(f"expected a list of strings, got {value!r}")
+    return tuple(_converter.structure(item, str) for item in value)
+
+
 _converter = cattrs.Converter(forbid_extra_keys=True)
 for _kind in (bool, int, float, str):
     _converter.register_structure_hook(_kind, _strict(_kind))
+_converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _strings)
 _converter.register_structure_hook(
     UsageSettings,
     cattrs.gen.make_dict_structure_fn(
