@@ -55,3 +55,46 @@ def test_doctor_says_whether_gpu_offload_is_active() -> None:
     assert not off.ok and off.warning and "n_gpu_layers = -1" in off.fix
     cpu = _gpu_check(False, 20)
     assert not cpu.ok and "no effect" in cpu.detail and "GGML_CUDA" in cpu.fix
+
+
+POLICY_CONFIG = """\
+[providers.cheap]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "cheap-model"
+retention = "days:30"
+
+[providers.zdr]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "zdr-model"
+retention = "zero"
+region = "eu"
+
+[routing.tiers]
+value = ["cheap", "zdr"]
+flagship = ["cheap"]
+
+[privacy.providers]
+retention = "zero"
+"""
+
+
+def test_doctor_reports_each_tier_where_no_provider_meets_the_data_policy(
+    tmp_path: Path, nearline_env: dict[str, str]
+) -> None:
+    (tmp_path / ".nearline.toml").write_text(POLICY_CONFIG)
+    r = subprocess.run(
+        [sys.executable, "-m", "nearline", "doctor"],
+        cwd=tmp_path,
+        env=nearline_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = r.stdout
+    skips = 'privacy.providers (retention "zero") skips cheap: it keeps data (days:30)'
+    assert f"[warn] tier flagship: {skips}" in out, out
+    assert "no provider is left: its requests are refused" in out
+    assert "add a provider that meets it to the tier" in out
+    assert f"[ok ] tier value: {skips}" in out and "left: zdr" in out

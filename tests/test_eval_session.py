@@ -228,6 +228,7 @@ KEPT_OR_ASKED_AGAIN = {
     CaseOutcome.REFUSED_BUDGET: False,
     CaseOutcome.REFUSED_LOOP: False,
     CaseOutcome.REFUSED_ROUTING: False,
+    CaseOutcome.REFUSED_DATA_POLICY: False,  # a policy or a provider's facts may change
 }
 """Every outcome of the vocabulary: kept in the store, or asked again by the next run."""
 
@@ -243,6 +244,7 @@ def test_every_refusal_has_an_outcome_and_a_word_outside_them_is_not_kept() -> N
         CaseOutcome.REFUSED_BUDGET,
         CaseOutcome.REFUSED_LOOP,
         CaseOutcome.REFUSED_ROUTING,
+        CaseOutcome.REFUSED_DATA_POLICY,
     ]
     assert cacheable({"outcome": "refused-policy"}) is False  # not an outcome
     assert cacheable({}) is False

@@ -316,6 +316,26 @@ def test_a_tier_with_no_providers_is_named_and_nothing_is_sent(
     assert provider.received == [] and ledger_rows() == []
 
 
+def test_a_tier_the_data_policy_excludes_is_named_and_nothing_is_sent(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    provider: RecordingProvider,
+) -> None:
+    repo = shop(tmp_path / "shop", upto="fix")
+    configure(repo.root, provider.url)  # "cheap" states no retention: unknown
+    with (repo.root / ".nearline.toml").open("a") as f:
+        f.write('\n[privacy.providers]\nretention = "zero"\n')
+    monkeypatch.chdir(repo.root)
+    code, out, err = nearline_eval(capsys, "--tiers", "value")
+    assert code == 1
+    assert (
+        "no provider of tier 'value' meets privacy.providers (retention \"zero\"): cheap: its "
+        'retention is unknown, the policy needs "zero"'
+    ) in err
+    assert provider.received == [] and ledger_rows() == []
+
+
 def test_an_unknown_tier_lists_the_tiers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nearline.config import Settings, parse_settings
@@ -180,3 +182,84 @@ def test_describe_rule_lists_every_condition() -> None:
 def test_estimates() -> None:
     assert estimate_tokens(["x" * 350]) == 350 + 100
     assert language_of("src/App.TSX") == "typescript" and language_of("README") == ""
+
+
+# -- the data policy (privacy.providers) -------------------------------------------------------
+
+KNOWN = {
+    "big": {**PROVIDERS["big"], "retention": "days:30", "region": "us"},
+    "small": {**PROVIDERS["small"], "retention": "zero", "region": "eu"},
+}
+ZERO_EU = {"providers": {"retention": "zero", "region": ["eu"]}}
+
+
+def test_providers_the_data_policy_excludes_are_skipped_and_said() -> None:
+    s = settings([{"tier": "flagship"}], providers=KNOWN, privacy=ZERO_EU)
+    d = route_for(req(tokens=1000, lines=10), s)
+    assert d.tier == "flagship" and d.providers == ("small",) and d.refused is None
+    assert d.skipped == (
+        ("big", 'it keeps data (days:30), the policy needs "zero"; region us, the policy needs eu'),
+    )
+    # The estimate is the provider that will answer, not the one skipped.
+    assert d.est_cost_usd == pytest.approx(1000 * 4e-7 + 200 * 1.6e-6)
+    assert title_for(d, s, "refactor") == (
+        "nearline: refactor → flagship (gpt-4.1-mini, ~$0.001; big skipped: privacy.providers)"
+    )
+
+
+def test_a_tier_with_no_provider_that_qualifies_is_refused_not_sent_elsewhere() -> None:
+    s = settings(
+        [{"tier": "flagship"}],
+        providers=KNOWN,
+        routing={
+            "tiers": {"flagship": ["big"], "value": ["small"]},
+            "rules": [{"tier": "flagship"}],
+        },
+        privacy=ZERO_EU,
+    )
+    d = route_for(req(), s)
+    assert d.tier == "flagship" and d.providers == () and d.excluded and not d.private
+    assert d.refused == (
+        "no provider of tier 'flagship' meets privacy.providers (retention \"zero\", region eu): "
+        'big: it keeps data (days:30), the policy needs "zero"; region us, the policy needs eu. '
+        "Nothing was sent; add a provider that meets it to the tier, or state what is known of "
+        "one under [providers.NAME] (retention, trains_on_data, region)"
+    )
+    assert title_for(d, s, "fix").startswith(
+        "nearline: fix (unavailable: no provider of tier 'flagship' meets privacy.providers"
+    )
+
+
+def test_unknown_facts_never_qualify_but_the_local_model_always_does() -> None:
+    s = settings(
+        [{"tier": "flagship"}],
+        routing={"tiers": {"flagship": ["big", "local"]}, "rules": [{"tier": "flagship"}]},
+        privacy={"providers": {"trains_on_data": False}},
+    )
+    d = route_for(req(), s)
+    assert d.providers == ("local",) and not d.cloud and d.est_cost_usd == 0.0
+    assert d.skipped == (("big", "whether it trains on data is unknown"),)
+
+
+def test_a_budget_downgrade_keeps_to_the_data_policy(tmp_path: Path) -> None:
+    from nearline.accounting.budget import Spend, Spending
+    from nearline.escalation.escalator import Document, Escalator, Task
+
+    s = settings(
+        [{"tier": "flagship"}],
+        providers=KNOWN,
+        routing={
+            "tiers": {"flagship": ["small"], "value": ["big"]},
+            "rules": [{"tier": "flagship"}],
+        },
+        privacy=ZERO_EU,
+        budget={"project": {"daily_usd": 5.0}, "on_exceeded": "downgrade", "downgrade_to": "value"},
+    )
+    day = Spend(5.0, 0)
+    spending = Spending(project_day=day, project_month=day, user_day=day, user_month=day)
+    esc = Escalator(s, tmp_path, lambda: Path("m.gguf"), lambda: spending)
+    doc = Document((tmp_path / "a.py").as_uri(), str(tmp_path / "a.py"), "x = 1\n" * 10)
+    d = esc.decide(Task("refactor", doc.uri, 0, 5), [doc])
+    assert d.tier == "value" and d.providers == () and d.excluded
+    assert d.reason.startswith("budget: this project's daily budget")
+    assert d.refused is not None and "big: it keeps data (days:30)" in d.refused

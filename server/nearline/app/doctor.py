@@ -96,6 +96,7 @@ def run_checks(overrides: Mapping[str, Any] | None = None) -> Iterator[Check]:
         settings = Settings()
 
     yield from _provider_checks(settings)
+    yield from _policy_checks(settings)
 
     for dist in _dependencies():
         version = _version(dist)
@@ -266,5 +267,31 @@ def _provider_checks(settings: Settings) -> Iterator[Check]:
                 "not in the price table: its requests count as free, so budgets cannot see them",
                 f"set providers.{name}.input_cost_per_token and output_cost_per_token, or "
                 f'[prices."{p.model}"]',
+                warning=True,
+            )
+
+
+def _policy_checks(settings: Settings) -> Iterator[Check]:
+    """Each tier with providers the project's data policy (``privacy.providers``) skips: a
+    warning where none is left, so the tier's requests are refused."""
+    from nearline.escalation import policy
+
+    wanted = settings.privacy.providers
+    if not wanted.requires_anything or not settings.cloud:
+        return
+    said = f"privacy.providers ({policy.describe(wanted)})"
+    for tier, chain in settings.routing.tiers.items():
+        allowed, skipped = policy.split_chain(chain, settings)
+        if not skipped:
+            continue
+        detail = f"{said} skips {policy.each_skipped(skipped)}"
+        if allowed:
+            yield Check(f"tier {tier}", True, f"{detail}; left: {', '.join(allowed)}")
+        else:
+            yield Check(
+                f"tier {tier}",
+                False,
+                f"{detail}; no provider is left: its requests are refused",
+                policy.FIX,
                 warning=True,
             )

@@ -1,5 +1,5 @@
 """``nearline route``: which tier and model would serve a request, why, what it would cost,
-and where its request (and key) would go."""
+where its request (and key) would go, and which providers the data policy skips."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from nearline.errors import NearlineError
 
 def run(args: argparse.Namespace) -> int:
     from nearline.escalation.escalator import Document, Escalator, Task
+    from nearline.escalation.policy import describe
     from nearline.escalation.router import describe_endpoint, model_of
     from nearline.tasks import TASK_NAMES, TaskKind
 
@@ -55,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"tier:      {decision.tier}")
     print(f"because:   {decision.reason}")
     print(f"providers: {chain}")
+    if settings.privacy.providers.requires_anything:
+        print(f"policy:    privacy.providers: {describe(settings.privacy.providers)}")
+    for name, why in decision.skipped:
+        print(f"skipped:   {name} (privacy.providers: {why})")
     for name in decision.providers:
         if name in settings.providers:
             print(f"sent to:   {describe_endpoint(settings.providers[name])}")

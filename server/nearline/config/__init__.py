@@ -1,6 +1,7 @@
 """Settings: typed dataclasses and their validation (``settings``), and the stack of layers they
 are read from, with its reload (``stack``)."""
 
+from nearline.config.policy import ProviderPolicy
 from nearline.config.settings import (
     DEFAULT_FLAGSHIP_MODEL,
     LOCAL_PROVIDER,
@@ -42,6 +43,7 @@ __all__ = [
     "ModelSettings",
     "PriceSettings",
     "PrivacySettings",
+    "ProviderPolicy",
     "ProviderKind",
     "ProviderSettings",
     "RoutingSettings",

@@ -22,6 +22,7 @@ import cattrs.gen
 from nearline.config.checks import Caps, RangeError
 from nearline.config.checks import check as _check
 from nearline.config.imports import ImportSettings
+from nearline.config.policy import RETENTION_FACTS, ProviderPolicy, retention_days
 from nearline.config.remote import RemoteSettings
 from nearline.config.team import TeamCaps, TeamSettings
 from nearline.errors import ConfigError
@@ -242,6 +243,13 @@ class ProviderSettings:
     extra_body: dict[str, Any] = field(default_factory=dict)
     """Merged into each request's JSON (e.g. a server's ``grammar`` or ``top_k``); a None
     value removes that key."""
+    retention: str = "unknown"
+    """What the team knows of how long the provider keeps what it is sent: "zero",
+    "days:N", or "unknown" (which meets no ``privacy.providers.retention``)."""
+    trains_on_data: bool | None = None
+    """Whether the provider trains models on what it is sent; unset: unknown."""
+    region: str = ""
+    """Where the provider processes requests (e.g. "eu", "us"); empty: unknown."""
     name: str = ""
     """The table's key under ``[providers]``; set by ``Settings``, never written in a file."""
 
@@ -264,6 +272,18 @@ class ProviderSettings:
         for key in ("connect_timeout_s", "read_timeout_s", "backoff_base_s", "backoff_max_s"):
             value = getattr(self, key)
             _check(value > 0, f"providers.*.{key}", value, "a number > 0")
+        _check(
+            self.retention == "unknown" or retention_days(self.retention) is not None,
+            "providers.*.retention",
+            self.retention,
+            RETENTION_FACTS,
+        )
+        _check(
+            self.region == self.region.strip(),
+            "providers.*.region",
+            self.region,
+            'a region name, e.g. "eu" (empty: unknown)',
+        )
 
 
 @dataclass(frozen=True)
@@ -339,6 +359,9 @@ class PrivacySettings:
     scan_secrets: bool = True
     on_private: str = "refuse"
     """"refuse" the cloud with a message, or serve the request "local"ly."""
+    providers: ProviderPolicy = field(default_factory=ProviderPolicy)
+    """The data policy every provider a request goes to must be known to meet (retention,
+    training, region); providers that do not are skipped, in the fallback chain too."""
 
     def __post_init__(self) -> None:
         _check(

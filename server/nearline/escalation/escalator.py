@@ -1,5 +1,6 @@
 """Escalated requests (refactor, explain, write tests, fix, ask): route, check privacy and
-budgets, ask the chosen tier's providers in order, and turn a diff answer into checked edits.
+budgets, ask the chosen tier's providers in order (those the project's data policy allows;
+``router`` drops the others), and turn a diff answer into checked edits.
 
 ``Escalator.run`` gives an ``EscalationResult`` (see ``results``); nothing here touches the
 editor or the ledger (``app.escalations`` records, ``lsp`` shows and applies).
@@ -89,6 +90,16 @@ def relative(path: str, root: Path | None) -> str:
         except ValueError:
             pass
     return Path(path).as_posix()
+
+
+def refusal_kind(decision: Decision) -> RefusalKind:
+    if decision.private:
+        return RefusalKind.PRIVACY
+    if decision.over_budget:
+        return RefusalKind.BUDGET
+    if decision.excluded:
+        return RefusalKind.DATA_POLICY
+    return RefusalKind.ROUTING
 
 
 class Escalator:
@@ -250,14 +261,7 @@ class Escalator:
         an answer whose diff does not apply is ``Unappliable``. Nothing is changed here."""
         decision = self.decide(task, docs)
         if decision.refused:
-            kind = (
-                RefusalKind.PRIVACY
-                if decision.private
-                else RefusalKind.BUDGET
-                if decision.over_budget
-                else RefusalKind.ROUTING
-            )
-            return Refused(decision.refused, kind, decision)
+            return Refused(decision.refused, refusal_kind(decision), decision)
         same = (task.kind, task.uri, task.start_line, task.end_line)
         loop = self.loops.check((*same, task.instruction, task.diagnostic), self.settings.alerts)
         if loop is not None:

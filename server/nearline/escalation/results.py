@@ -3,7 +3,8 @@
     Answered       a provider answered in prose (explain, ask)
     Changed        a provider answered with a diff that applies: the files' new text
     Unappliable    a provider answered (and was paid) but its diff does not apply
-    Refused        nothing was sent: privacy, a budget, a runaway loop, or no provider
+    Refused        nothing was sent: privacy, a budget, a runaway loop, no provider, or none
+                   that meets the project's data policy
     Failed         every provider failed; nothing changed
 
 ``Answered``, ``Changed`` and ``Unappliable`` carry the provider's ``ChatResult`` (its usage is
@@ -58,6 +59,8 @@ class RefusalKind(StrEnum):
     BUDGET = "budget"
     LOOP = "loop"
     ROUTING = "routing"
+    DATA_POLICY = "data-policy"
+    """No provider of the tier meets the project's ``privacy.providers``."""
 
 
 @dataclass(frozen=True)

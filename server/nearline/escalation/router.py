@@ -1,5 +1,6 @@
-"""Which tier and providers serve an escalated request, and why. No network; the only file it
-reads is the price table."""
+"""Which tier and providers serve an escalated request, and why: the tier's chain less the
+providers the project's data policy excludes. No network; the only file it reads is the price
+table."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import PurePath
 
 from nearline.accounting.prices import Tokens, provider_price, table_for
 from nearline.config import LOCAL_PROVIDER, ProviderSettings, RuleSettings, Settings
+from nearline.escalation import policy
 from nearline.tasks import TASKS, TaskKind
 
 CHARS_PER_TOKEN = 3.5
@@ -52,6 +54,11 @@ class Decision:
     """(key, message) for budgets past their soft threshold; shown once per key."""
     team_left: str = ""
     """What is left of the tightest team budget ("" without team caps)."""
+    skipped: tuple[tuple[str, str], ...] = ()
+    """(provider, why) for the tier's providers ``privacy.providers`` excludes: never sent
+    anything."""
+    excluded: bool = False
+    """Refused because no provider of the tier meets ``privacy.providers``."""
 
     @property
     def provider(self) -> str | None:
@@ -140,6 +147,10 @@ def route_for(
             reason = f"privacy: kept local ({private})"
         else:
             refused = private
+    chain, skipped = policy.split_chain(chain, settings)
+    excluded = bool(skipped) and not chain and refused is None
+    if excluded:
+        refused = policy.refusal(tier, settings, skipped)
     if not chain and refused is None:
         refused = (
             f"tier '{tier}' has no providers; add one under [providers] and list it in "
@@ -163,6 +174,8 @@ def route_for(
         cloud=bool(chain) and chain[0] != LOCAL_PROVIDER,
         refused=refused,
         private=refused is not None and refused == private,
+        skipped=skipped,
+        excluded=excluded,
     )
 
 
@@ -186,4 +199,6 @@ def title_for(decision: Decision, settings: Settings, label: str) -> str:
     who = model_of(decision.providers[0], settings)
     cost = f", ~${decision.est_cost_usd:.3f}" if decision.cloud else ", free"
     left = f"; {decision.team_left}" if decision.team_left and decision.cloud else ""
-    return f"nearline: {label} → {decision.tier} ({who}{cost}{left})"
+    names = ", ".join(name for name, _ in decision.skipped)
+    skipped = f"; {names} skipped: privacy.providers" if names else ""
+    return f"nearline: {label} → {decision.tier} ({who}{cost}{left}{skipped})"

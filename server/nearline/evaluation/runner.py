@@ -28,7 +28,7 @@ from nearline.completion import CompletionService, build_service
 from nearline.config import LOCAL_PROVIDER, Settings
 from nearline.documents import OpenDocument
 from nearline.errors import DocumentError, EvalError, ModelError
-from nearline.escalation import privacy
+from nearline.escalation import policy, privacy
 from nearline.escalation.escalator import (
     MAX_ANSWER_TOKENS,
     Document,
@@ -84,6 +84,8 @@ class CaseOutcome(StrEnum):
     REFUSED_BUDGET = "refused-budget"
     REFUSED_LOOP = "refused-loop"
     REFUSED_ROUTING = "refused-routing"
+    REFUSED_DATA_POLICY = "refused-data-policy"
+    """No provider of the tier meets the project's ``privacy.providers``: never sent."""
 
 
 ANSWERED = (CaseOutcome.CHANGED, CaseOutcome.UNAPPLIABLE)
@@ -123,8 +125,9 @@ def model_candidate(label: str, path: Path, settings: Settings) -> Candidate:
 
 
 def tier_candidate(tier: str, settings: Settings) -> Candidate:
-    """``EvalError`` for a tier that cannot serve a request: unknown, without providers, or
-    off this machine when the project says ``cloud = false``."""
+    """``EvalError`` for a tier that cannot serve a request: unknown, without providers, off
+    this machine when the project says ``cloud = false``, or with none that meets its data
+    policy (whose providers are the only ones named: they are the ones asked)."""
     if tier not in settings.routing.tiers:
         known = ", ".join(settings.routing.tiers)
         raise EvalError(f"--tiers: no tier named {tier!r} (this project has {known})")
@@ -139,6 +142,9 @@ def tier_candidate(tier: str, settings: Settings) -> Candidate:
             f"tier {tier}: cloud = false in this project's settings, so every request would "
             "stay on this machine"
         )
+    chain, skipped = policy.split_chain(chain, settings)
+    if not chain:
+        raise EvalError(policy.refusal(tier, settings, skipped))
     models = [
         f"{name}/{settings.providers[name].model}" if name in settings.providers else name
         for name in chain
