@@ -152,6 +152,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=8, help="escalations in flight (8)")
     p.add_argument("--cache-ttl-min", type=float, default=5.0, help="prompt cache TTL (5 min)")
     p.add_argument("--no-map", action="store_true", help="no project map in the prompts")
+    p.add_argument(
+        "--map-ttl",
+        choices=("5m", "1h"),
+        help="the map's cache lifetime (project_map.cache_ttl; default: the setting's)",
+    )
     p.add_argument("--ledger", type=Path, help="keep the ledger here (default: a temp file)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--llama-server", action="store_true", help="answers from llama_cpp.server")
@@ -202,6 +207,8 @@ def bench(args: argparse.Namespace, tmp: Path, started: float) -> int:
         data = policy(url, args.flagship_model, args.value_model, not args.llama_server)
         if args.no_map:
             data["project_map"] = {"enable": False}
+        elif args.map_ttl:
+            data["project_map"] = {"cache_ttl": args.map_ttl}
         if args.llama_server:  # the 135M model rambles: cap its answers
             # llama_cpp.server sends no usage in a stream (it ignores stream_options), and
             # nearline would record 0 tokens: ask for one JSON answer, which has it.

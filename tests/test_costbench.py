@@ -151,3 +151,17 @@ def test_bench_costs_reports_baselines_levers_and_targets(tmp_path: Path) -> Non
     assert steps["same_prompt_flagship"] == pytest.approx(report["total"]["all_flagship_usd"])
     assert report["project_map_tokens"] > 1000
     assert report["pass"] is (done.returncode == 0)
+
+
+def test_a_one_hour_breakpoint_lives_an_hour_and_its_writes_are_billed_apart() -> None:
+    cache = PromptCache(300)
+    blocks = [Block("s", 200, True, 3600.0), Block("map", 1800, True, 3600.0), Block("q", 10)]
+    first = cache.anthropic(SONNET, blocks, now=0)
+    assert (first.cache_write, first.cache_write_1h) == (2000, 2000)
+    later = cache.anthropic(SONNET, blocks, now=3000)  # 50 minutes on: still there
+    assert (later.cache_read, later.cache_write) == (2000, 0)
+    gone = cache.anthropic(SONNET, blocks, now=3000 + 3601)
+    assert (gone.cache_read, gone.cache_write_1h) == (0, 2000)
+    mixed = [Block("s", 1500, True, 3600.0), Block("m", 800, True), Block("q", 10)]
+    billed = PromptCache(300).anthropic(SONNET, mixed, now=0)
+    assert (billed.cache_write, billed.cache_write_1h) == (2300, 1500)

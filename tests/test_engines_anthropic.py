@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from nearline.accounting.prices import Price, PriceTable, Tokens
 from nearline.config import ProviderSettings
 from nearline.errors import ProviderError
 from nearline.providers import ChatMessage, ChatRequest, Usage
@@ -123,6 +124,25 @@ async def test_stream_with_cache_writes_and_cumulative_message_deltas(
     assert result.usage == Usage(
         input_tokens=17, cache_read_tokens=0, cache_write_tokens=2051, output_tokens=5
     )
+
+
+async def test_one_hour_cache_writes_are_told_apart(server: ScriptedServer) -> None:
+    server.script(streamed("anthropic_cache_write_1h.sse"))
+    result = await engine(claude(server)).chat(REQUEST)
+    assert result.usage == Usage(
+        input_tokens=17,
+        cache_read_tokens=0,
+        cache_write_tokens=2051,
+        output_tokens=5,
+        cache_write_1h_tokens=2000,
+    )
+    sonnet = Price(3e-6, 1.5e-5, 3e-7, 3.75e-6)  # no 1h price given: twice the input's
+    tokens = Tokens(input=17, cache_write=2051, cache_write_1h=2000, output=5)
+    assert sonnet.cost(tokens) == pytest.approx(17 * 3e-6 + 51 * 3.75e-6 + 2000 * 6e-6 + 5 * 1.5e-5)
+    hour = Price(3e-6, 1.5e-5, 3e-7, 3.75e-6, cache_creation_input_token_cost_above_1hr=5e-6)
+    assert hour.cost(tokens) == pytest.approx(17 * 3e-6 + 51 * 3.75e-6 + 2000 * 5e-6 + 5 * 1.5e-5)
+    table = PriceTable()
+    assert table.get("claude-sonnet-4-5").cache_creation_input_token_cost_above_1hr == 6e-6
 
 
 async def test_overloaded_error_mid_stream_is_retried(server: ScriptedServer) -> None:

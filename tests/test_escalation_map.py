@@ -21,7 +21,13 @@ from nearline.escalation.project_map import (
     estimate_tokens,
     render_map,
 )
-from nearline.escalation.prompts import SYSTEM, build_messages, project_cache_key
+from nearline.escalation.prompts import (
+    SYSTEM,
+    Selection,
+    SourceFile,
+    build_messages,
+    project_cache_key,
+)
 from nearline.escalation.results import Answered, EscalationResult
 from nearline.index import FileEntry, scan_text
 from nearline.tasks import TaskKind
@@ -156,7 +162,7 @@ async def explain_through_claude(
     doc = Document(path.as_uri(), str(path), "x = 1\n", 1)
     result = await esc.run(Task(TaskKind.EXPLAIN, doc.uri, 0, 0), [doc])
     await esc.aclose()
-    return result, server.received[0].json
+    return result, server.received[-1].json
 
 
 async def test_anthropic_request_has_breakpoints_after_system_and_map(
@@ -174,7 +180,7 @@ async def test_anthropic_request_has_breakpoints_after_system_and_map(
         project_map={"tiers": ["value", "flagship"]},
     )
     assert isinstance(result, Answered), result
-    ephemeral = {"type": "ephemeral"}
+    ephemeral = {"type": "ephemeral", "ttl": "1h"}  # the map's lifetime, the system's too
     assert body["system"] == [{"type": "text", "text": SYSTEM, "cache_control": ephemeral}]
     blocks = body["messages"][0]["content"]
     assert blocks[0]["cache_control"] == ephemeral
@@ -184,6 +190,42 @@ async def test_anthropic_request_has_breakpoints_after_system_and_map(
     assert "vault" not in blocks[0]["text"]
     assert [("cache_control" in b) for b in blocks[1:]] == [False, False]
     assert "x = 1" in blocks[1]["text"]
+    # the selection is in the file above: pointed at, not sent twice
+    assert blocks[2]["text"].endswith("Selection: main.py, lines 1-1 (in the file above).")
+
+    _, five = await explain_through_claude(
+        server, tmp_path, index, project_map={"tiers": ["value"], "cache_ttl": "5m"}
+    )
+    assert five["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert five["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+def test_the_map_s_lifetime_goes_on_every_breakpoint_before_it() -> None:
+    hour = build_messages("explain", [], None, "why?", project_map="MAP", cache_ttl="1h")
+    assert [(m.cache, m.ttl) for m in hour] == [
+        (True, "1h"),
+        (True, "1h"),
+        (False, ""),
+        (False, ""),
+    ]
+    five = build_messages("explain", [], None, "why?", project_map="MAP", cache_ttl="5m")
+    assert [m.ttl for m in five] == ["", "", "", ""]
+    no_map = build_messages("explain", [], None, "why?", cache_ttl="1h")
+    assert [m.ttl for m in no_map] == ["", "", ""]  # the system prompt alone: the default
+
+
+def test_a_selection_in_a_file_the_prompt_carries_is_pointed_at() -> None:
+    text = "def a():\n    return 1\n\n\ndef b():\n    return 2\n"
+    sel = Selection("pkg/m.py", 4, 5, "def b():\n    return 2\n")
+    carried = [SourceFile("pkg/m.py", text)]
+    pointed = build_messages("refactor", carried, sel)[-1].content
+    assert "Selection: pkg/m.py, lines 5-6 (in the file above)." in pointed
+    assert "return 2" not in pointed
+    for files in ([], [SourceFile("pkg/other.py", text)], [SourceFile("pkg/m.py", "changed\n")]):
+        sent = build_messages("refactor", files, sel)[-1].content
+        assert "Selection: pkg/m.py, lines 5-6:\n```\ndef b():\n    return 2\n```" in sent
+    empty = Selection("pkg/m.py", 2, 2, "\n")  # nothing selected: nothing to point at
+    assert "```" in build_messages("ask", carried, empty, "why?")[-1].content
 
 
 def test_map_settings_are_checked() -> None:

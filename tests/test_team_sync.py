@@ -33,7 +33,7 @@ SENT_REQUEST_COLUMNS = {
     "uid", "ts", "day", "developer", "device", "project", "client", "task", "tier",
     "provider", "model", "language", "outcome", "accepted", "input_tokens",
     "cache_read_tokens", "cache_write_tokens", "output_tokens", "cost_usd", "latency_ms",
-    "cost_source",
+    "cost_source", "cache_write_1h_tokens",
 }  # fmt: skip
 SENT_COMPLETION_COLUMNS = {
     "uid", "hour", "day", "developer", "device", "project", "client", "model", "language",

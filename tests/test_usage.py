@@ -662,3 +662,20 @@ def test_cache_hit_share_per_tier_and_what_provider_caching_saved(
     assert code == 0, err
     page = (tmp_path / "u.html").read_text()
     assert "caching saved" in page and "cache hits by tier: flagship 80%" in page
+
+
+def test_one_hour_cache_writes_are_recorded_and_reported_apart(
+    ledger_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokens = Tokens(input=100, cache_write=3000, cache_write_1h=2000, output=50)
+    write(ledger_file, [cloud("2026-11-03", 0.02, tokens=tokens, provider="anthropic")])
+    (row,) = rows(ledger_file)
+    assert (row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (3000, 2000)
+    assert main(["usage", "--json", "--since", "2026-11-01", "--until", "2026-11-30"]) == 0
+    total = json.loads(capsys.readouterr().out)["total"]
+    assert (total["cache_write_tokens"], total["cache_write_1h_tokens"]) == (3000, 2000)
+    # the flagship's 1h writes at twice its input price, the others at 1.25x
+    flagship = 100 * IN + 1000 * WRITE + 2000 * 2 * IN + 50 * OUT
+    assert total["flagship_cost_usd"] == pytest.approx(flagship, abs=1e-6)
+    assert main(["usage", "--since", "2026-11-01", "--until", "2026-11-30"]) == 0
+    assert "cache writes kept an hour: 2,000 of 3,000" in capsys.readouterr().out

@@ -18,15 +18,24 @@ def pieces_of(text: str) -> list[str]:
 
 def anthropic_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     """A Messages API body as one message per content block, in order (system first):
-    ``{"role", "content", "cache"}``, ``cache`` when the block has ``cache_control``."""
+    ``{"role", "content", "cache", "ttl"}``, ``cache`` when the block has ``cache_control``
+    (``ttl``: its lifetime, "" for the default)."""
     out: list[dict[str, Any]] = []
 
     def add(role: str, content: Any) -> None:
         blocks = [{"text": content}] if isinstance(content, str) else content or []
         for b in blocks:
             if isinstance(b, dict):
-                cache = "cache_control" in b
-                out.append({"role": role, "content": str(b.get("text") or ""), "cache": cache})
+                control = b.get("cache_control")
+                ttl = str(control.get("ttl") or "") if isinstance(control, dict) else ""
+                out.append(
+                    {
+                        "role": role,
+                        "content": str(b.get("text") or ""),
+                        "cache": control is not None,
+                        "ttl": ttl,
+                    }
+                )
 
     add("system", body.get("system"))
     for turn in body.get("messages") or []:
@@ -40,6 +49,10 @@ def anthropic_events(model: str, text: str, billed: Billed, output: int, stop: s
         "input_tokens": billed.input,
         "cache_read_input_tokens": billed.cache_read,
         "cache_creation_input_tokens": billed.cache_write,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": billed.cache_write - billed.cache_write_1h,
+            "ephemeral_1h_input_tokens": billed.cache_write_1h,
+        },
         "output_tokens": 1,
     }
     message = {"id": "msg_bench", "type": "message", "role": "assistant", "model": model}

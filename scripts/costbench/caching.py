@@ -7,8 +7,10 @@ Anthropic (explicit): a prefix is cached only at a ``cache_control`` breakpoint 
 request) and only when it holds at least the model's minimum (1024 tokens for Sonnet 4.5 and
 Opus 4.1, 4096 for Haiku 4.5 and Opus 4.5: Anthropic's prompt caching docs). A request reads the
 longest cached breakpoint prefix (``cache_read_input_tokens``), writes from there up to its last
-cacheable breakpoint (``cache_creation_input_tokens``, billed at 1.25x input), and pays full
-price for the rest (``input_tokens``). An entry lives 5 minutes after its last read or write.
+cacheable breakpoint (``cache_creation_input_tokens``, billed at 1.25x input, or 2x for the
+part up to a breakpoint marked ``ttl: "1h"``: ``cache_creation.ephemeral_1h_input_tokens``),
+and pays full price for the rest (``input_tokens``). An entry lives its lifetime (5 minutes;
+an hour for a ``1h`` breakpoint) after its last read or write, each use refreshing it.
 
 Requests are handled in the month's order (the caller serializes them), so a run is
 reproducible. Pure Python, no I/O.
@@ -42,6 +44,8 @@ class Block:
     tokens: int
     breakpoint: bool = False
     """Anthropic: a ``cache_control`` breakpoint ends this block."""
+    ttl_s: float | None = None
+    """That breakpoint's lifetime (``ttl: "1h"``: 3600); None: the cache's default."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class Billed:
     """Neither read from nor written to the cache."""
     cache_read: int = 0
     cache_write: int = 0
+    cache_write_1h: int = 0
+    """The part of ``cache_write`` up to breakpoints kept an hour."""
 
     @property
     def prompt(self) -> int:
@@ -64,13 +70,18 @@ class PromptCache:
     def __init__(self, ttl_s: float = 300.0) -> None:
         self.ttl_s = ttl_s
         self.seen: dict[bytes, float] = {}
+        self.lifetime: dict[bytes, float] = {}
+        """An entry's own lifetime, where it is not ``ttl_s`` (a 1-hour breakpoint's)."""
 
     def _fresh(self, key: bytes, now: float) -> bool:
         at = self.seen.get(key)
-        return at is not None and 0 <= now - at <= self.ttl_s
+        ttl = self.lifetime.get(key, self.ttl_s)
+        return at is not None and 0 <= now - at <= ttl
 
-    def _touch(self, key: bytes, now: float) -> None:
+    def _touch(self, key: bytes, now: float, ttl_s: float | None = None) -> None:
         self.seen[key] = max(now, self.seen.get(key, now))
+        if ttl_s is not None:
+            self.lifetime[key] = max(ttl_s, self.lifetime.get(key, 0.0))
 
     @staticmethod
     def _prefixes(model: str, blocks: Sequence[Block]) -> list[tuple[bytes, int, Block]]:
@@ -109,6 +120,12 @@ class PromptCache:
         points = [p for p in points[:ANTHROPIC_MAX_BREAKPOINTS] if p[1] >= least]
         read = max((upto for key, upto, _ in points if self._fresh(key, now)), default=0)
         written = max((upto for _, upto, _ in points), default=0)
-        for key, _, _ in points:
-            self._touch(key, now)
-        return Billed(total - written, read, max(0, written - read))
+        hour, before = 0, read
+        for _, upto, block in points:  # each segment's lifetime is its breakpoint's
+            if upto > before:
+                if block.ttl_s is not None and block.ttl_s >= 3600:
+                    hour += upto - before
+                before = upto
+        for key, _, block in points:
+            self._touch(key, now, block.ttl_s)
+        return Billed(total - written, read, max(0, written - read), hour)

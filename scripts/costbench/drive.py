@@ -184,11 +184,21 @@ class Run:
         if mapped and holder is not None and holder.last and holder.last.text:
             self.map_tokens = in_map = self.count("<user>" + holder.last.text, True) + 4
             prompt -= in_map
+        prompt += self.pointed_selection(req)
         if isinstance(result, Changed):
             rewritten = [c.new_text for c in result.changes if c.old_text is not None]
             if rewritten:
                 output = sum(self.count(t) for t in rewritten) + self.count(result.text[:200])
         return prompt, output, in_map
+
+    def pointed_selection(self, req: Request) -> int:
+        """The selection's tokens when nearline pointed at it in its file (``prompts``) and a
+        naive tool would have sent it again: its text, fenced."""
+        lines = self.repo[req.files[0]].text.splitlines(keepends=True)
+        text = "".join(lines[req.start_line : req.end_line + 1])
+        if self.count is None or not text.strip():
+            return 0
+        return self.count("\n```\n" + text.rstrip() + "\n```")
 
 
 def failure_of(result: EscalationResult) -> str | None:

@@ -123,6 +123,7 @@ class CloudModel:
             s["prompt_tokens"] += billed.prompt
             s["cached_tokens"] += billed.cache_read
             s["cache_write_tokens"] += billed.cache_write
+            s["cache_write_1h_tokens"] += billed.cache_write_1h
             s["completion_tokens"] += completion
         if anthropic:
             end = "max_tokens" if finish == "length" else "end_turn"
@@ -144,6 +145,8 @@ class CloudModel:
         return Reply(body=b"".join(sse(*chunks)), content_type="text/event-stream")
 
 
+TTL_S = {"1h": 3600.0, "5m": 300.0}
+"""Anthropic's ``cache_control`` lifetimes; another (or none) is the cache's default."""
 MESSAGE_OVERHEAD = 4
 REPLY_OVERHEAD = 3
 FILES_HEAD = "Project files for reference:"
@@ -153,18 +156,20 @@ def prompt_blocks(tokenizer: Tokenizer, messages: list[dict[str, Any]]) -> list[
     """The prompt in blocks a cache can hold a prefix of: each message, the project-files
     message split at each file (OpenAI caches at any boundary; Anthropic only where ``cache``
     says)."""
-    texts: list[tuple[str, bool]] = []
+    texts: list[tuple[str, bool, float | None]] = []
     for m in messages:
         content = str(m.get("content") or "")
         head = f"<{m.get('role')}>"
         parts = re.split(r"(?=\n=== )", content) if content.startswith(FILES_HEAD) else [content]
         parts[0] = head + parts[0]
-        texts += [(p, False) for p in parts[:-1]] + [(parts[-1], bool(m.get("cache")))]
+        ttl = TTL_S.get(str(m.get("ttl") or ""))
+        texts += [(p, False, None) for p in parts[:-1]]
+        texts.append((parts[-1], bool(m.get("cache")), ttl))
     last = len(texts) - 1
     blocks = []
-    for i, (text, cache) in enumerate(texts):
+    for i, (text, cache, ttl) in enumerate(texts):
         overhead = MESSAGE_OVERHEAD if text.startswith("<") else 0
-        blocks.append(Block(text, tokenizer.count(text, memo=i < last) + overhead, cache))
+        blocks.append(Block(text, tokenizer.count(text, memo=i < last) + overhead, cache, ttl))
     return blocks
 
 
@@ -180,6 +185,26 @@ def prompt_usage(
 
 TASK_OF = {t.instruction: t.kind.value for t in TASKS.values() if t.instruction}
 SELECTION = re.compile(r"^Selection: (.+), lines (\d+)-(\d+):\n```\n(.*)\n```", re.M | re.S)
+POINTER = re.compile(r"^Selection: (.+), lines (\d+)-(\d+) \(in the file above\)\.$", re.M)
+
+
+def selection_of(messages: list[dict[str, Any]], last: str) -> tuple[str, int, list[str]]:
+    """The selection's file, first line and lines: sent in the request, or pointed at in a
+    file the prompt carries."""
+    m = SELECTION.search(last)
+    if m:
+        return m.group(1), int(m.group(2)), m.group(4).split("\n")
+    m = POINTER.search(last)
+    if not m:
+        return "file.py", 1, []
+    path, start, end = m.group(1), int(m.group(2)), int(m.group(3))
+    for message in messages:
+        content = str(message.get("content") or "")
+        head = f"\n=== {path} ===\n"
+        if content.startswith(FILES_HEAD) and head in content:
+            text = content.split(head, 1)[1].split("\n=== ", 1)[0]
+            return path, start, text.split("\n")[start - 1 : end]
+    return path, start, []
 
 
 def _words(rng: random.Random, n: int, vocab: Sequence[str]) -> str:
@@ -192,9 +217,7 @@ def answer_for(messages: list[dict[str, Any]]) -> str:
     first_line = last.split("\n", 1)[0]
     task = TASK_OF.get(first_line, "ask")
     rng = random.Random(hashlib.sha1(last.encode()).digest())
-    m = SELECTION.search(last)
-    path, start = (m.group(1), int(m.group(2))) if m else ("file.py", 1)
-    selected = m.group(4).split("\n") if m else []
+    path, start, selected = selection_of(messages, last)
     shown = [str(m.get("content") or "") for m in messages]
     n_files = max((c.count("\n=== ") for c in shown if c.startswith(FILES_HEAD)), default=1)
     vocab = re.findall(r"[a-z_]{3,}", last) or NOUNS

@@ -33,7 +33,13 @@ TARGET_FLAGSHIP_CACHE = 0.88
 TIERS = ("local", "value", "flagship")
 
 
-TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "cache_write_1h_tokens",
+)
 
 
 def tokens_of(rows: Sequence[tuple[dict[str, Any], float]]) -> Tokens:
@@ -46,7 +52,7 @@ def cloud_tokens_of(rows: Sequence[tuple[dict[str, Any], float]]) -> Tokens:
     billed = [(as_cloud_request(r), w) for r, w in rows]
     sums = [
         math.fsum(getattr(t, f) * w for t, w in billed)
-        for f in ("input", "cache_read", "cache_write", "output")
+        for f in ("input", "cache_read", "cache_write", "output", "cache_write_1h")
     ]
     return Tokens(*(round(x) for x in sums))
 

@@ -93,6 +93,7 @@ class Entry:
             int(self.cloud),
             self.chars,
             str(self.cost_source),
+            self.tokens.cache_write_1h,
         )
 
 

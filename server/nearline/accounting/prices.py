@@ -26,6 +26,7 @@ PRICE_FIELDS = (
     "output_cost_per_token",
     "cache_read_input_token_cost",
     "cache_creation_input_token_cost",
+    "cache_creation_input_token_cost_above_1hr",
 )
 """USD per token, with LiteLLM's names."""
 
@@ -38,7 +39,10 @@ class Tokens:
     """Uncached input tokens (neither read from nor written to the provider's cache)."""
     cache_read: int = 0
     cache_write: int = 0
+    """Written to the cache, with any lifetime."""
     output: int = 0
+    cache_write_1h: int = 0
+    """The part of ``cache_write`` kept an hour (Anthropic's ``ttl: "1h"``), priced apart."""
 
     @property
     def total(self) -> int:
@@ -53,15 +57,22 @@ class Price:
     """None: cache reads cost what input costs (providers without a cache discount)."""
     cache_creation_input_token_cost: float | None = None
     """None: cache writes cost what input costs."""
+    cache_creation_input_token_cost_above_1hr: float | None = None
+    """A write kept an hour; None: twice the input price (Anthropic's)."""
 
     def cost(self, tokens: Tokens) -> float:
         """USD for ``tokens``, summed in decimal so each part is exact."""
         read = self.cache_read_input_token_cost
         write = self.cache_creation_input_token_cost
+        hour = self.cache_creation_input_token_cost_above_1hr
         parts = (
             (tokens.input, self.input_cost_per_token),
             (tokens.cache_read, self.input_cost_per_token if read is None else read),
-            (tokens.cache_write, self.input_cost_per_token if write is None else write),
+            (
+                tokens.cache_write - tokens.cache_write_1h,
+                self.input_cost_per_token if write is None else write,
+            ),
+            (tokens.cache_write_1h, 2 * self.input_cost_per_token if hour is None else hour),
             (tokens.output, self.output_cost_per_token),
         )
         return float(sum((Decimal(str(p)) * n for n, p in parts), Decimal(0)))
@@ -269,6 +280,7 @@ def as_cloud_request(row: Mapping[str, Any]) -> Tokens:
         input=int(row.get("input_tokens") or 0),
         cache_read=int(row.get("cache_read_tokens") or 0),
         cache_write=int(row.get("cache_write_tokens") or 0),
+        cache_write_1h=int(row.get("cache_write_1h_tokens") or 0),
         output=int(row.get("output_tokens") or 0),
     )
     if row.get("provider") not in ("local", "") or row.get("cloud"):

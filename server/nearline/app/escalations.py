@@ -98,6 +98,7 @@ class Escalations:
             input=r.usage.input_tokens,
             cache_read=r.usage.cache_read_tokens,
             cache_write=r.usage.cache_write_tokens,
+            cache_write_1h=r.usage.cache_write_1h_tokens,
             output=r.usage.output_tokens,
         )
         return escalation_entry(

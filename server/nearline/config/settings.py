@@ -240,6 +240,7 @@ class ProviderSettings:
     output_cost_per_token: float | None = None
     cache_read_input_token_cost: float | None = None
     cache_creation_input_token_cost: float | None = None
+    cache_creation_input_token_cost_above_1hr: float | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
     """Merged into each request's JSON (e.g. a server's ``grammar`` or ``top_k``); a None
     value removes that key."""
@@ -380,6 +381,7 @@ class PriceSettings:
     output_cost_per_token: float | None = None
     cache_read_input_token_cost: float | None = None
     cache_creation_input_token_cost: float | None = None
+    cache_creation_input_token_cost_above_1hr: float | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -473,6 +475,9 @@ class UsageSettings:
         )
 
 
+CACHE_TTLS = ("5m", "1h")
+
+
 @dataclass(frozen=True)
 class ProjectMapSettings:
     """The project map at the head of cloud prompts (``escalation.project_map``)."""
@@ -492,6 +497,11 @@ class ProjectMapSettings:
     """The tiers whose prompts carry the map. The flagship's only by default: on the cost
     benchmark the map on every cloud tier made the team's bill ~19% higher (its reads and
     writes), and the complex, multi-file requests it helps most go to the flagship."""
+    cache_ttl: str = "1h"
+    """How long Anthropic keeps the cached prefix up to the map (``cache_control``'s
+    ``ttl``): "1h" (a write costs 2x the input price, not 1.25x, and lasts an hour from each
+    use) or "5m". 1h by measurement: on the cost benchmark's 50-person month a team's flagship
+    requests on one map often come more than 5 minutes apart (see the README)."""
 
     def __post_init__(self) -> None:
         _check(
@@ -512,6 +522,7 @@ class ProjectMapSettings:
             self.rebuild_changed_share,
             "a number in (0, 1]",
         )
+        _check(self.cache_ttl in CACHE_TTLS, "project_map.cache_ttl", self.cache_ttl, "5m | 1h")
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,13 @@ class Escalator:
         mapped = not local and decision.tier in self.settings.project_map.tiers
         project_map = await asyncio.to_thread(self.project_map) if mapped else ""
         messages = build_messages(
-            task.kind, files, sel, task.instruction, task.diagnostic, project_map
+            task.kind,
+            files,
+            sel,
+            task.instruction,
+            task.diagnostic,
+            project_map,
+            self.settings.project_map.cache_ttl,
         )
         request = ChatRequest(
             messages=messages,

@@ -9,7 +9,10 @@
 Provider caches are per organization: a team sending the same system prompt and map shares
 one cached prefix. The request's own files get no breakpoint: a breakpoint writes the prefix
 at 1.25x the input price, which pays only if it is read again within the cache's 5 minutes,
-and the same set of files rarely is. Pure functions."""
+and the same set of files rarely is. The map's breakpoint may live an hour
+(``project_map.cache_ttl``: a write at 2x, worth it when a team's requests on one map come more
+than 5 minutes apart). A selection inside a file the prompt carries is pointed at (its file and
+lines), not sent twice. Pure functions."""
 
 from __future__ import annotations
 
@@ -61,9 +64,22 @@ def context_message(files: Sequence[SourceFile]) -> str:
     return "\n".join(parts)
 
 
+def shown_in(selection: Selection, files: Sequence[SourceFile]) -> bool:
+    """Whether a file the prompt carries holds the selected lines as they are."""
+    return bool(selection.text.strip()) and any(
+        f.path == selection.path and selection.text in f.text for f in files
+    )
+
+
 def request_message(
-    task: str, selection: Selection | None, instruction: str, diagnostic: str = ""
+    task: str,
+    selection: Selection | None,
+    instruction: str,
+    diagnostic: str = "",
+    files: Sequence[SourceFile] = (),
 ) -> str:
+    """The request; a selection inside one of ``files`` (the prompt's) is pointed at by its
+    file and lines, not sent twice."""
     info = TASKS[TaskKind(task)]
     lines = [info.instruction]
     if instruction:
@@ -71,10 +87,11 @@ def request_message(
     if diagnostic:
         lines.append(f"Diagnostic: {diagnostic}")
     if selection is not None:
-        lines.append(
-            f"Selection: {selection.path}, lines {selection.start_line + 1}-"
-            f"{selection.end_line + 1}:\n```\n{selection.text.rstrip()}\n```"
-        )
+        where = f"Selection: {selection.path}, lines {selection.start_line + 1}-"
+        if shown_in(selection, files):
+            lines.append(f"{where}{selection.end_line + 1} (in the file above).")
+        else:
+            lines.append(f"{where}{selection.end_line + 1}:\n```\n{selection.text.rstrip()}\n```")
     if info.changes_code or (info.kind is TaskKind.ASK and selection is not None):
         lines.append("If this asks for a change, answer with one unified diff.")
     return "\n".join(line for line in lines if line)
@@ -87,14 +104,17 @@ def build_messages(
     instruction: str = "",
     diagnostic: str = "",
     project_map: str = "",
+    cache_ttl: str = "",
 ) -> tuple[ChatMessage, ...]:
     """System prompt, project map (when there is one), files, request; breakpoints after the
-    first two (``ChatMessage.cache``)."""
-    head = [ChatMessage("system", SYSTEM, cache=True)]
+    first two (``ChatMessage.cache``), both with the map's ``cache_ttl`` (a longer lifetime
+    may not follow a shorter one)."""
+    ttl = cache_ttl if project_map and cache_ttl != "5m" else ""
+    head = [ChatMessage("system", SYSTEM, cache=True, ttl=ttl)]
     if project_map:
-        head.append(ChatMessage("user", project_map, cache=True))
+        head.append(ChatMessage("user", project_map, cache=True, ttl=ttl))
     return (
         *head,
         ChatMessage("user", context_message(files)),
-        ChatMessage("user", request_message(task, selection, instruction, diagnostic)),
+        ChatMessage("user", request_message(task, selection, instruction, diagnostic, files)),
     )

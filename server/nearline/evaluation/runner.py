@@ -312,9 +312,11 @@ class EscalationRunner:
     def worst_case(self, decision: Decision) -> float:
         table = table_for(self.settings)
         mapped = self.escalator.map_tokens() if self.tier in self.settings.project_map.tiers else 0
+        hour = self.settings.project_map.cache_ttl == "1h"
         tokens = Tokens(
             input=int(decision.est_tokens * INPUT_MARGIN),
             cache_write=mapped,
+            cache_write_1h=mapped if hour else 0,
             output=MAX_ANSWER_TOKENS,
         )
         return max(

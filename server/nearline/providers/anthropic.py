@@ -2,7 +2,9 @@
 
 The system prompt goes as a list of text blocks; a ``ChatMessage`` with ``cache`` set ends a
 stable prefix and gets ``cache_control: {"type": "ephemeral"}`` (Anthropic allows four such
-breakpoints per request). The answer is SSE events::
+breakpoints per request), with ``"ttl": "1h"`` when the message says so (a longer lifetime
+must not follow a shorter one). ``message_start``'s ``cache_creation`` tells the 1-hour writes
+apart. The answer is SSE events::
 
     message_start         usage: input_tokens, cache_read_input_tokens, cache_creation_input_tokens
     content_block_start / content_block_delta (text_delta) / content_block_stop
@@ -40,6 +42,10 @@ def anthropic_usage(usage: Any, base: Usage | None = None) -> Usage:
         for theirs, ours in _USAGE_FIELDS.items():
             if usage.get(theirs) is not None:
                 counts[ours] = token_count(usage[theirs])
+        written = usage.get("cache_creation")
+        if isinstance(written, dict) and written.get("ephemeral_1h_input_tokens") is not None:
+            hour = token_count(written["ephemeral_1h_input_tokens"])
+            counts["cache_write_1h_tokens"] = min(hour, counts["cache_write_tokens"])
     return Usage(**counts)
 
 
@@ -51,6 +57,8 @@ def text_block(message: ChatMessage, cache: bool = False) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "text", "text": message.content}
     if cache:
         block["cache_control"] = {"type": "ephemeral"}
+        if message.ttl:
+            block["cache_control"]["ttl"] = message.ttl
     return block
 
 

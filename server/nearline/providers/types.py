@@ -17,6 +17,8 @@ class ChatMessage:
     content: str
     cache: bool = False
     """The end of a stable prefix: Anthropic gets a cache_control breakpoint here."""
+    ttl: str = ""
+    """The breakpoint's cache lifetime: "" (the provider's, 5 minutes) or "1h"."""
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -39,6 +41,8 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     output_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    """The part of ``cache_write_tokens`` written for an hour."""
 
 
 CHARS_PER_TOKEN = 3.5

@@ -89,6 +89,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX tool_days_day ON tool_days(day);
     """,
+    # 6: cache writes kept an hour (Anthropic's ttl "1h", priced at 2x input), a part of
+    # cache_write_tokens
+    """
+    ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -115,6 +120,7 @@ COLUMNS = (
     "cloud",
     "chars",
     "cost_source",
+    "cache_write_1h_tokens",
 )
 SYNC_WAITING = 0
 """A row not yet in the team database (or changed since: a suggestion taken after it went)."""

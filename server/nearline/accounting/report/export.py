@@ -25,6 +25,7 @@ def group_dict(g: Group) -> dict[str, Any]:
         "input_tokens": g.input_tokens,
         "output_tokens": g.output_tokens,
         "cache_write_tokens": g.cache_write_tokens,
+        "cache_write_1h_tokens": g.cache_write_1h_tokens,
         "cache_read_tokens": g.cache_read_tokens,
         "total_tokens": g.total_tokens,
         "cost_usd": _r(g.cost_usd),

@@ -87,6 +87,8 @@ class Group(AcceptanceFigures):
     cache_saved_usd: float = 0.0
     """What provider prompt caching saved: cache reads at the full input price minus what they
     cost, minus the premium paid for cache writes (each at its model's prices)."""
+    cache_write_1h_tokens: int = 0
+    """The part of ``cache_write_tokens`` kept an hour (priced at its own rate)."""
 
     @property
     def total_tokens(self) -> int:
@@ -248,6 +250,7 @@ def _sum_tokens(items: Iterable[Tokens]) -> Tokens:
         cache_read=sum(t.cache_read for t in parts),
         cache_write=sum(t.cache_write for t in parts),
         output=sum(t.output for t in parts),
+        cache_write_1h=sum(t.cache_write_1h for t in parts),
     )
 
 
@@ -301,9 +304,14 @@ def cache_saved(rows: Iterable[Row], price_of: PriceOf) -> float:
             continue
         read = p.cache_read_input_token_cost
         write = p.cache_creation_input_token_cost
+        hour = p.cache_creation_input_token_cost_above_1hr
         full = p.input_cost_per_token
+        hours = int(r.get("cache_write_1h_tokens") or 0)
         saved += int(r.get("cache_read_tokens") or 0) * (full - (full if read is None else read))
-        saved -= int(r.get("cache_write_tokens") or 0) * ((full if write is None else write) - full)
+        saved -= (int(r.get("cache_write_tokens") or 0) - hours) * (
+            (full if write is None else write) - full
+        )
+        saved -= hours * ((2 * full if hour is None else hour) - full)
     return saved
 
 
@@ -344,6 +352,7 @@ def summarize(
         anomaly=anomaly,
         cache_by_tier={t: hit_share(rs) for t, rs in sorted(tiers.items())},
         cache_saved_usd=cache_saved(rows, price_of) if price_of is not None else 0.0,
+        cache_write_1h_tokens=_sum(rows, "cache_write_1h_tokens"),
     )
 
 

@@ -103,10 +103,16 @@ def provider_cache_lines(g: Group) -> list[str]:
     tiers = ", ".join(
         f"{tier} {percent(share)}" for tier, share in g.cache_by_tier.items() if share is not None
     )
+    hour = (
+        [f"cache writes kept an hour: {g.cache_write_1h_tokens:,} of {g.cache_write_tokens:,}"]
+        if g.cache_write_1h_tokens
+        else []
+    )
     return [
         f"cache hits by tier: {tiers or '-'}",
         f"provider caching saved {usd(g.cache_saved_usd)} (cache reads at the input price, "
         "less what they cost and the cache-write premium)",
+        *hour,
     ]
 
 

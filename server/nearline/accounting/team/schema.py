@@ -86,6 +86,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE nearline_requests ADD COLUMN cost_source text NOT NULL DEFAULT '';
     """,
+    # 3: cache writes kept an hour, a part of cache_write_tokens
+    """
+    ALTER TABLE nearline_requests ADD COLUMN cache_write_1h_tokens bigint NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = ("nearline_requests", "nearline_completions", "nearline_requests_daily")
@@ -112,6 +116,7 @@ REQUEST_COLUMNS = (
     "cost_usd",
     "latency_ms",
     "cost_source",
+    "cache_write_1h_tokens",
 )
 COMPLETION_COLUMNS = (
     "uid",
