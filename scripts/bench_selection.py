@@ -160,6 +160,66 @@ CHANGES: list[tuple[str, str, str, str]] = [
         "        def page_count(items, per_page):",
         "        def page_count(items: list, per_page: int) -> int:",
     ),
+    (
+        "shop/cart.py",
+        "Rename t to subtotal in total",
+        "                t = 0\n                for l in self.lines:\n"
+        "                    t = t + l.price * l.qty\n                return t",
+        "                subtotal = 0\n                for l in self.lines:\n"
+        "                    subtotal = subtotal + l.price * l.qty\n"
+        "                return subtotal",
+    ),
+    (
+        "shop/pages.py",
+        "Fix page: a negative page number must raise ValueError",
+        "            start = number * per_page",
+        "            if number < 0:\n"
+        '                raise ValueError("page numbers start at 0")\n'
+        "            start = number * per_page",
+    ),
+    (
+        "shop/text.py",
+        "Add type hints to slugify",
+        "        def slugify(title):",
+        "        def slugify(title: str) -> str:",
+    ),
+    (
+        "shop/cart.py",
+        "Fix add: a quantity below 1 is an error",
+        "            def add(self, sku: str, price: float, qty: int = 1) -> None:\n",
+        "            def add(self, sku: str, price: float, qty: int = 1) -> None:\n"
+        "                if qty < 1:\n"
+        '                    raise ValueError("qty must be at least 1")\n',
+    ),
+    (
+        "shop/text.py",
+        "Rename n to limit in truncate",
+        "        def truncate(text, n):\n            if len(text) <= n:\n"
+        '                return text\n            return text[:n] + "..."',
+        "        def truncate(text, limit):\n            if len(text) <= limit:\n"
+        '                return text\n            return text[:limit] + "..."',
+    ),
+    (
+        "shop/cart.py",
+        "Simplify discount: compute the total once",
+        "                return self.total() - self.total() * percent / 100",
+        "                total = self.total()\n"
+        "                return total - total * percent / 100",
+    ),
+    (
+        "shop/pages.py",
+        "Fix page_count: per_page must be positive",
+        "        def page_count(items: list, per_page: int) -> int:\n",
+        "        def page_count(items: list, per_page: int) -> int:\n"
+        "            if per_page < 1:\n"
+        '                raise ValueError("per_page must be positive")\n',
+    ),
+    (
+        "shop/text.py",
+        "Fix initials on an empty name",
+        '            return "".join(p[0].upper() for p in parts)',
+        '            return "".join(p[0].upper() for p in parts if p)',
+    ),
 ]
 
 
@@ -178,6 +238,11 @@ def git(repo: Path, *args: str, when: int = 1_700_000_000) -> None:
     subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
+def outdent(text: str, by: int = 8) -> str:
+    """A change's lines as the files have them (written here indented like the files)."""
+    return "\n".join(line[by:] if line.startswith(" " * by) else line for line in text.split("\n"))
+
+
 def make_repo(repo: Path) -> None:
     repo.mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
@@ -189,7 +254,7 @@ def make_repo(repo: Path) -> None:
     for i, (rel, message, old, new) in enumerate(CHANGES, 1):
         path = repo / rel
         text = path.read_text()
-        old, new = textwrap.dedent(old), textwrap.dedent(new)
+        old, new = outdent(old), outdent(new)
         assert old in text, (rel, old)
         path.write_text(text.replace(old, new, 1))
         git(repo, "commit", "-q", "-am", message, when=1_700_000_000 + 3600 * i)
@@ -287,7 +352,8 @@ def main() -> None:
         print(f"model {model.name}; {len(CHANGES)} changes in a test repository")
         for name, tree in (("base", args.base / "server"), ("this", ROOT / "server")):
             t0 = time.perf_counter()
-            row = row_of(run_eval(tree, repo, work / name, len(CHANGES) + 1))
+            report = run_eval(tree, repo, work / name, len(CHANGES) + 1)
+            row = row_of(report)
             print(
                 f"{name}: {row.get('cases', 0)} cases, applies {row.get('applies') or 0:.0%}, "
                 f"line similarity {row.get('line_similarity') or 0:.3f}, "
@@ -295,7 +361,13 @@ def main() -> None:
                 f"prompt tokens {prompt_tokens(work / name / 'usage.db'):,}, "
                 f"{time.perf_counter() - t0:.0f} s"
             )
-            print("  " + json.dumps({k: v for k, v in row.items() if k != "by_kind"}))
+            for results in report.get("results", {}).values():
+                for r in results:
+                    print(
+                        f"  {r.get('kind', '?'):8} {r.get('outcome', '?'):16} "
+                        f"line similarity {r.get('line_similarity', 0):.2f}  "
+                        f"{str(r.get('instruction') or r.get('case') or '')[:60]}"
+                    )
     finally:
         proc.kill()
         proc.wait()

@@ -22,6 +22,7 @@ from nearline.escalation.project_map import (
     render_map,
 )
 from nearline.escalation.prompts import (
+    POINT_AT_LINES,
     SYSTEM,
     Selection,
     SourceFile,
@@ -190,8 +191,7 @@ async def test_anthropic_request_has_breakpoints_after_system_and_map(
     assert "vault" not in blocks[0]["text"]
     assert [("cache_control" in b) for b in blocks[1:]] == [False, False]
     assert "x = 1" in blocks[1]["text"]
-    # the selection is in the file above: pointed at, not sent twice
-    assert blocks[2]["text"].endswith("Selection: main.py, lines 1-1 (in the file above).")
+    assert blocks[2]["text"].endswith("Selection: main.py, lines 1-1:\n```\nx = 1\n```")
 
     _, five = await explain_through_claude(
         server, tmp_path, index, project_map={"tiers": ["value"], "cache_ttl": "5m"}
@@ -214,18 +214,26 @@ def test_the_map_s_lifetime_goes_on_every_breakpoint_before_it() -> None:
     assert [m.ttl for m in no_map] == ["", "", ""]  # the system prompt alone: the default
 
 
-def test_a_selection_in_a_file_the_prompt_carries_is_pointed_at() -> None:
-    text = "def a():\n    return 1\n\n\ndef b():\n    return 2\n"
-    sel = Selection("pkg/m.py", 4, 5, "def b():\n    return 2\n")
+def test_a_long_selection_in_a_file_the_prompt_carries_is_pointed_at() -> None:
+    body = "".join(f"    total += {i}\n" for i in range(POINT_AT_LINES - 2))
+    selected = f"def b():\n{body}    return total\n"
+    text = "def a():\n    return 1\n\n\n" + selected
+    sel = Selection("pkg/m.py", 4, 4 + POINT_AT_LINES - 1, selected)
     carried = [SourceFile("pkg/m.py", text)]
     pointed = build_messages("refactor", carried, sel)[-1].content
-    assert "Selection: pkg/m.py, lines 5-6 (in the file above)." in pointed
-    assert "return 2" not in pointed
+    assert (
+        f"Selection: pkg/m.py, lines 5-{4 + POINT_AT_LINES} (in the file above, "
+        "from `def b():` to `return total`)."
+    ) in pointed
+    assert "total += 1" not in pointed
     for files in ([], [SourceFile("pkg/other.py", text)], [SourceFile("pkg/m.py", "changed\n")]):
         sent = build_messages("refactor", files, sel)[-1].content
-        assert "Selection: pkg/m.py, lines 5-6:\n```\ndef b():\n    return 2\n```" in sent
-    empty = Selection("pkg/m.py", 2, 2, "\n")  # nothing selected: nothing to point at
-    assert "```" in build_messages("ask", carried, empty, "why?")[-1].content
+        assert f"```\n{selected}```" in sent
+    short = Selection("pkg/m.py", 4, 5, "def b():\n    total = 0\n")  # anchors the diff
+    assert (
+        "```\ndef b():\n    total = 0\n```"
+        in build_messages("refactor", carried, short)[-1].content
+    )
 
 
 def test_map_settings_are_checked() -> None:

@@ -9,9 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from support.rawlsp import RawLsp
 from test_imports import assistant, jsonl
-from test_lsp_exit import EXIT_S, alive, children_of, wait_gone
+from test_lsp_exit import EXIT_S, alive, children_of, start, wait_gone
 
 
 def imported_rows(ledger: Path) -> int:
@@ -48,18 +47,8 @@ def test_the_server_imports_in_the_background_and_takes_the_import_along(
     env["NEARLINE_LEDGER"] = str(ledger)
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    raw = RawLsp(env)
+    raw = start(env, workspace, processes=0)
     try:
-        raw.request(
-            "initialize",
-            {
-                "processId": None,
-                "rootUri": workspace.as_uri(),
-                "capabilities": {},
-                "initializationOptions": {"completion": {"warmup": False}},
-            },
-        )
-        raw.notify("initialized", {})
         wait_rows(ledger, 2)
         jsonl(log, assistant("msg_c", 30), assistant("msg_d", 40))  # the session goes on
         wait_rows(ledger, 3)  # the next round; msg_d, the open session's last, waits

@@ -27,6 +27,7 @@ from nearline.catalog import default_model_path
 from nearline.config import Settings
 from nearline.documents import language_of
 from nearline.escalation.escalator import Document, Escalator, Task
+from nearline.escalation.prompts import POINT_AT_LINES
 from nearline.escalation.results import (
     Changed,
     EscalationResult,
@@ -198,6 +199,8 @@ class Run:
         text = "".join(lines[req.start_line : req.end_line + 1])
         if self.count is None or not text.strip():
             return 0
+        if req.end_line - req.start_line + 1 < POINT_AT_LINES:
+            return 0  # sent again: in the prompt already
         return self.count("\n```\n" + text.rstrip() + "\n```")
 
 

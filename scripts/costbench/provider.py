@@ -185,7 +185,7 @@ def prompt_usage(
 
 TASK_OF = {t.instruction: t.kind.value for t in TASKS.values() if t.instruction}
 SELECTION = re.compile(r"^Selection: (.+), lines (\d+)-(\d+):\n```\n(.*)\n```", re.M | re.S)
-POINTER = re.compile(r"^Selection: (.+), lines (\d+)-(\d+) \(in the file above\)\.$", re.M)
+POINTER = re.compile(r"^Selection: (.+), lines (\d+)-(\d+) \(in the file above\b", re.M)
 
 
 def selection_of(messages: list[dict[str, Any]], last: str) -> tuple[str, int, list[str]]:

@@ -64,11 +64,32 @@ def context_message(files: Sequence[SourceFile]) -> str:
     return "\n".join(parts)
 
 
+POINT_AT_LINES = 40
+"""A selection this long or longer is pointed at in its file; a shorter one is sent again:
+it anchors the answer's diff, and costs little. Measured with Qwen2.5-Coder 1.5B on
+``scripts/bench_selection.py``'s 16 short changes: pointing at every selection took the
+share of diffs that apply from 81% to 38%; long selections are where the tokens are (on the
+cost benchmark, the flagship's complex and debugging requests)."""
+
+
 def shown_in(selection: Selection, files: Sequence[SourceFile]) -> bool:
-    """Whether a file the prompt carries holds the selected lines as they are."""
-    return bool(selection.text.strip()) and any(
-        f.path == selection.path and selection.text in f.text for f in files
+    """Whether the selection is long enough to point at, and a file the prompt carries holds
+    its lines as they are."""
+    lines = selection.end_line - selection.start_line + 1
+    return (
+        lines >= POINT_AT_LINES
+        and bool(selection.text.strip())
+        and any(f.path == selection.path and selection.text in f.text for f in files)
     )
+
+
+def ends(selection: Selection, width: int = 100) -> str:
+    """Where a selection starts and ends, in its own words: a model finds lines by their text
+    better than by their numbers."""
+    found = [line.strip()[:width] for line in selection.text.splitlines() if line.strip()]
+    if len(found) == 1:
+        return f"the line `{found[0]}`"
+    return f"from `{found[0]}` to `{found[-1]}`"
 
 
 def request_message(
@@ -78,8 +99,8 @@ def request_message(
     diagnostic: str = "",
     files: Sequence[SourceFile] = (),
 ) -> str:
-    """The request; a selection inside one of ``files`` (the prompt's) is pointed at by its
-    file and lines, not sent twice."""
+    """The request; a long selection inside one of ``files`` (the prompt's) is pointed at by
+    its file and lines (and its first and last line's text), not sent twice."""
     info = TASKS[TaskKind(task)]
     lines = [info.instruction]
     if instruction:
@@ -89,7 +110,7 @@ def request_message(
     if selection is not None:
         where = f"Selection: {selection.path}, lines {selection.start_line + 1}-"
         if shown_in(selection, files):
-            lines.append(f"{where}{selection.end_line + 1} (in the file above).")
+            lines.append(f"{where}{selection.end_line + 1} (in the file above, {ends(selection)}).")
         else:
             lines.append(f"{where}{selection.end_line + 1}:\n```\n{selection.text.rstrip()}\n```")
     if info.changes_code or (info.kind is TaskKind.ASK and selection is not None):
