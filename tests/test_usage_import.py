@@ -536,3 +536,13 @@ def test_a_damaged_ledger_or_an_unreadable_log_is_said_and_loses_nothing(
         assert by_client(capsys)["claude-code"]["requests"] == 2
     imported(capsys, "claude-code")  # readable again: read this time
     assert by_client(capsys) == {"claude-code": claude_expected()}
+
+
+def test_a_file_named_from_another_folder_is_the_same_file(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codex_log(home)
+    imported(capsys, "codex", ".codex/sessions")  # relative to the home
+    monkeypatch.chdir(home / ".codex")
+    said = imported(capsys, "codex", "sessions")
+    assert "codex: 0 records in 0 files read (1 unchanged)" in said

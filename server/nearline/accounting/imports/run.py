@@ -63,9 +63,10 @@ def source_of(name: str) -> Source:
 
 
 def files_of(source: Source, paths: Sequence[Path], env: Mapping[str, str]) -> list[Path]:
-    """The paths given (folders searched), else the source's default folders; sorted."""
+    """The paths given (folders searched), else the source's default folders; sorted, and
+    absolute (how far each was read is kept by its path)."""
     found: set[Path] = set()
-    for place in paths or source.roots(env):
+    for place in [p.absolute() for p in paths or source.roots(env)]:
         if place.is_dir():
             for pattern in source.patterns:
                 found.update(p for p in place.rglob(pattern) if p.is_file())
