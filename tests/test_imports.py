@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nearline.accounting.imports import SOURCES, claude_code, codex
 from nearline.accounting.imports.records import Usage
 
@@ -275,3 +277,30 @@ def test_gemini_cli_telemetry_records_of_pretty_printed_json(tmp_path: Path) -> 
     assert [r.key.split(":")[1] for r in grown] == ["6f1c2a8e########4"]
     for record in found:
         assert SECRET not in str(vars(record)) and "/home/ada" not in str(vars(record))
+
+
+def test_claude_code_s_one_hour_cache_writes_are_told_apart(tmp_path: Path) -> None:
+    line = assistant("msg_h", 5)
+    line["message"]["usage"]["cache_creation"] = {
+        "ephemeral_5m_input_tokens": 200,
+        "ephemeral_1h_input_tokens": 800,
+    }
+    (found,), _ = records("claude-code", jsonl(tmp_path / "h.jsonl", line))
+    assert (found.cache_write_tokens, found.cache_write_1h_tokens) == (1000, 800)
+
+
+def test_gemini_cli_skips_a_line_too_long_and_reads_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nearline.accounting.imports import gemini_cli
+
+    monkeypatch.setattr(gemini_cli, "MAX_LINE", 4096)
+    log = jsonl(
+        tmp_path / "telemetry.log",
+        gemini_response(1, ts="2026-11-02T09:26:53.123Z"),
+        "x" * 10_000,  # a prompt logged whole, on one line
+        gemini_response(2, ts="2026-11-02T09:27:53.123Z"),
+    )
+    found, read = records("gemini-cli", log)
+    assert len(found) == 2 and read.skipped == {"lines too long": 1}
+    assert read.end == log.stat().st_size

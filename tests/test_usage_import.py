@@ -154,7 +154,8 @@ def test_claude_code_and_codex_totals_equal_the_fixtures_twice(
     assert by_client(capsys) == expected
 
     again = imported(capsys, "claude-code")
-    assert "claude-code: 0 records in 0 files read (3 unchanged), 0 rows added" in again
+    # s-2.jsonl ends in a torn line: looked at again (from where it was left), nothing new
+    assert "claude-code: 0 records in 1 files read (2 unchanged), 0 rows added" in again
     imported(capsys, "codex")
     assert by_client(capsys) == expected
 
@@ -469,7 +470,9 @@ def test_provider_exports_less_nearline_s_own_escalations(
     export.write_text(json.dumps(anthropic_export(900)))  # the day downloaded again, later
     imported(capsys, "anthropic-usage", str(export))
     found = by_client(capsys)["anthropic-usage"]
-    remainder = Tokens(input=1600 - 600, cache_read=0, cache_write=1500, output=910 - 100)
+    remainder = Tokens(
+        input=1600 - 600, cache_read=0, cache_write=1500, output=910 - 100, cache_write_1h=1000
+    )
     assert SONNET is not None
     assert found == {
         "requests": 1,
@@ -503,12 +506,15 @@ def test_openai_export_input_includes_the_cached(
                 ],
             },
             {"object": "bucket", "start_time": 1793664000},  # no end, no results
+            {"start_time": 1793664000000, "end_time": 1793750400000, "results": []},  # in ms
         ],
     }
     export = home / "openai.jsonl"
     export.write_text(json.dumps(page) + "\n")
     said = imported(capsys, "openai-usage", str(export))
-    assert "skipped 1 buckets without a start, an end or results" in said
+    assert "skipped 2 buckets without a start, an end or results" in said
+    wrong = imported(capsys, "anthropic-usage", str(export))  # another provider's: nothing
+    assert "openai.jsonl: 0 records" in wrong and "anthropic-usage: 0 records" in wrong
     found = by_client(capsys)["openai-usage"]
     assert (found["input_tokens"], found["cache_read_tokens"], found["output_tokens"]) == (
         7162 - 1280,
@@ -546,3 +552,40 @@ def test_a_file_named_from_another_folder_is_the_same_file(
     monkeypatch.chdir(home / ".codex")
     said = imported(capsys, "codex", "sessions")
     assert "codex: 0 records in 0 files read (1 unchanged)" in said
+
+
+def test_a_message_held_while_its_session_was_open_is_read_once_it_is_closed(
+    home: Path,
+) -> None:
+    from nearline.accounting.imports.run import import_source
+    from nearline.accounting.ledger.schema import connect, migrate
+
+    log = jsonl(home / "open.jsonl", assistant("msg_a", 5), assistant("msg_b", 9))
+    written = log.stat().st_mtime
+    conn = connect(home / "usage.db")
+    migrate(conn)
+    try:
+        first = import_source("claude-code", [log], conn, PriceTable(), now=written + 60)
+        assert first.records == 1  # msg_b may still grow: it waits
+        # the session ended: the file never changes again, and the next import comes later
+        later = import_source("claude-code", [log], conn, PriceTable(), now=written + 600)
+        assert (later.unchanged, later.records) == (0, 1)
+        again = import_source("claude-code", [log], conn, PriceTable(), now=written + 900)
+        assert (again.unchanged, again.records) == (1, 0)
+        counts = conn.execute("SELECT COUNT(*), SUM(output_tokens) FROM requests").fetchone()
+        assert tuple(counts) == (2, 14)
+    finally:
+        conn.close()
+
+
+def test_copilot_s_organisation_and_users_reports_of_one_day_count_once(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org = home / "copilot-metrics.json"
+    org.write_text(json.dumps(COPILOT_ORG))
+    users = home / "users.ndjson"  # the same day, told per user
+    users.write_text(json.dumps({**COPILOT_USERS[0], "day": "2026-11-02"}) + "\n")
+    imported(capsys, "copilot", str(org), str(users))
+    assert main(["usage", "--json", *WINDOW]) == 0
+    (tool,) = json.loads(capsys.readouterr().out)["tools"]
+    assert (tool["days"], tool["suggestions"], tool["chats"]) == (1, 840 + 160, 57)

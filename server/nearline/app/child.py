@@ -23,8 +23,11 @@ STOP_WAIT_S = 0.5
 class Child:
     """Runs one child at a time; ``hold`` pauses it (and the next one, from its start)."""
 
-    def __init__(self, module: str) -> None:
+    def __init__(self, module: str, pause: signal.Signals = signal.SIGSTOP) -> None:
         self.module = module
+        self.pause = pause
+        """What ``hold`` sends: SIGSTOP, or SIGTSTP to a child that stops itself where it may
+        (not while it holds a database's lock)."""
         self.process: subprocess.Popen[bytes] | None = None
         self.stopped = threading.Event()
         self._held = False
@@ -48,7 +51,7 @@ class Child:
             if self.stopped.is_set():
                 signal_group(process, signal.SIGKILL)
             elif self._held:
-                signal_group(process, signal.SIGSTOP)
+                signal_group(process, self.pause)
         assert process.stdin is not None and process.stdout is not None
         with contextlib.suppress(OSError):
             process.stdin.write(json.dumps(dict(job)).encode() + b"\n")
@@ -85,7 +88,7 @@ class Child:
             self._held = busy
             process = self.process
             if process is not None and process.poll() is None and not self.stopped.is_set():
-                signal_group(process, signal.SIGSTOP if busy else signal.SIGCONT)
+                signal_group(process, self.pause if busy else signal.SIGCONT)
 
 
 def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

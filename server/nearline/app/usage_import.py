@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from nearline.accounting.imports.run import ImportResult, run_imports, source_of
+from nearline.accounting.imports.run import Guard, ImportResult, run_imports, source_of
 from nearline.accounting.ledger import ledger_path
 from nearline.accounting.prices import table_for
 from nearline.app.child import Child
@@ -41,6 +42,7 @@ def import_usage(
     *,
     ledger: Path | None = None,
     env: Mapping[str, str] = os.environ,
+    guard: Guard | None = None,
 ) -> list[ImportResult]:
     """Import ``names`` (default: the configured sources) from ``paths`` (default: where
     each tool keeps its logs) into the ledger."""
@@ -54,6 +56,7 @@ def import_usage(
         table_for(settings),
         env=env,
         own=own_providers(settings),
+        guard=guard,
     )
 
 
@@ -86,7 +89,7 @@ class BackgroundImport:
         self.job = {"sources": list(sources), "root": str(root) if root else None}
         self.interval_s = interval_s
         self.on_result = on_result
-        self.child = Child("nearline.app.import_run")
+        self.child = Child("nearline.app.import_run", pause=signal.SIGTSTP)
         self.rounds = 0
         self.thread = threading.Thread(target=self._loop, name="nearline-import", daemon=True)
 

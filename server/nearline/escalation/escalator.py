@@ -31,6 +31,7 @@ from nearline.escalation.prompts import (
     SourceFile,
     build_messages,
     project_cache_key,
+    shown_in,
 )
 from nearline.escalation.results import (
     Answered,
@@ -178,8 +179,10 @@ class Escalator:
         ``privacy_verdict`` already made for ``docs``, or True to make it here; ``spending``
         likewise (None: no budgets)."""
         files, sel = self._sources(task, docs)
-        # The prompt holds the files, then the selection again with the request.
-        texts = [f.text for f in files] + [sel.text, task.instruction, task.diagnostic]
+        # The prompt holds the files, then the selection again with the request (unless it is
+        # pointed at in its file).
+        again = "" if shown_in(sel, files) else sel.text
+        texts = [f.text for f in files] + [again, task.instruction, task.diagnostic]
         request = RouteRequest(
             task=task.kind,
             files=tuple(f.path for f in files),

@@ -61,6 +61,8 @@ def usage_of(line: dict[str, Any], read: FileRead) -> Usage | None:
         return None
     request = text(line.get("requestId"))
     cost = line.get("costUSD")
+    written = usage.get("cache_creation")
+    hour = number(written.get("ephemeral_1h_input_tokens")) if isinstance(written, dict) else 0
     return Usage(
         source=SOURCE,
         key=f"{ident}:{request}" if request else ident,
@@ -69,6 +71,7 @@ def usage_of(line: dict[str, Any], read: FileRead) -> Usage | None:
         input_tokens=number(usage.get("input_tokens")),
         cache_read_tokens=number(usage.get("cache_read_input_tokens")),
         cache_write_tokens=number(usage.get("cache_creation_input_tokens")),
+        cache_write_1h_tokens=min(hour, number(usage.get("cache_creation_input_tokens"))),
         output_tokens=number(usage.get("output_tokens")),
         project=folder_name(line.get("cwd")),
         cost_usd=float(cost) if isinstance(cost, (int, float)) and cost >= 0 else None,

@@ -18,6 +18,8 @@ from typing import Any
 from nearline.accounting.imports.records import FileRead, ToolDay, lines, number, text
 
 SOURCE = "copilot"
+WHOLE_MAX = 256 << 20
+"""A JSON array bigger than this is not read (a year of an organisation's days is far less)."""
 COMPLETION = "code_completion"
 
 
@@ -97,6 +99,9 @@ def read(
     def records() -> Iterator[ToolDay]:
         with path.open("rb") as f:
             head = f.read(64).lstrip()
+        if head.startswith(b"[") and path.stat().st_size > WHOLE_MAX:
+            found.skipped["JSON arrays too big to read whole (use the NDJSON report)"] += 1
+            return
         if head.startswith(b"["):  # a JSON array: read at once (a report, not a log)
             try:
                 data = json.loads(path.read_bytes())

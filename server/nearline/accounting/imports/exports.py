@@ -16,6 +16,7 @@ import collections
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,26 @@ OPENAI = "openai-usage"
 
 WHOLE_MAX = 64 << 20
 """A bigger export is read one page a line (JSONL), never whole."""
-Counts = tuple[int, int, int, int]
-"""(uncached input, cache read, cache write, output)."""
+Counts = tuple[int, int, int, int, int]
+"""(uncached input, cache read, cache write, output, the part of the writes kept an hour)."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one provider's export looks like: its buckets' start and end keys, the fields a
+    result of its holds (one at least), and how its counts read."""
+
+    start: str
+    end: str
+    fields: tuple[str, ...]
+    counts: Callable[[dict[str, Any]], Counts]
 
 
 def anthropic_counts(result: dict[str, Any]) -> Counts:
     writes = result.get("cache_creation")
+    hour = number(writes.get("ephemeral_1h_input_tokens")) if isinstance(writes, dict) else 0
     written = (
-        number(writes.get("ephemeral_5m_input_tokens"))
-        + number(writes.get("ephemeral_1h_input_tokens"))
+        number(writes.get("ephemeral_5m_input_tokens")) + hour
         if isinstance(writes, dict)
         else number(result.get("cache_creation_input_tokens"))
     )
@@ -43,6 +55,7 @@ def anthropic_counts(result: dict[str, Any]) -> Counts:
         number(result.get("cache_read_input_tokens")),
         written,
         number(result.get("output_tokens")),
+        hour,
     )
 
 
@@ -50,19 +63,38 @@ def openai_counts(result: dict[str, Any]) -> Counts:
     cached = number(result.get("input_cached_tokens"))
     written = number(result.get("input_cache_write_tokens"))
     uncached = max(number(result.get("input_tokens")) - cached - written, 0)
-    return uncached, cached, written, number(result.get("output_tokens"))
+    return uncached, cached, written, number(result.get("output_tokens")), 0
+
+
+ANTHROPIC_SHAPE = Shape(
+    "starting_at",
+    "ending_at",
+    ("uncached_input_tokens", "cache_read_input_tokens", "cache_creation"),
+    anthropic_counts,
+)
+OPENAI_SHAPE = Shape(
+    "start_time", "end_time", ("input_tokens", "input_cached_tokens"), openai_counts
+)
+LATEST = 4_102_444_800
+"""2100-01-01 in Unix seconds: a bigger number is no bucket's time (milliseconds, say)."""
 
 
 def when(value: Any) -> float | None:
-    """A bucket's time: Unix seconds (OpenAI) or RFC 3339 (Anthropic)."""
+    """A bucket's time: Unix seconds (OpenAI) or RFC 3339 (Anthropic); None when it is not a
+    time between 1970 and 2100."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return timestamp(value)
+        found: float | None = float(value)
+    else:
+        found = timestamp(value)
+    return found if found is not None and 0 <= found < LATEST else None
 
 
 def pages(path: Path, read: FileRead) -> Iterator[dict[str, Any]]:
     with path.open("rb") as f:
         head = f.read(64).lstrip()
+    if head.startswith(b"[") and path.stat().st_size > WHOLE_MAX:
+        read.skipped["JSON arrays too big to read whole (export one page a line)"] += 1
+        return
     if head.startswith(b"["):
         try:
             found = json.loads(path.read_bytes())
@@ -85,7 +117,7 @@ def pages(path: Path, read: FileRead) -> Iterator[dict[str, Any]]:
         yield page
 
 
-def reader(source: str, counts: Callable[[dict[str, Any]], Counts]) -> Any:
+def reader(source: str, shape: Shape) -> Any:
     def read(
         path: Path, start: int = 0, *, hold_last: bool = False
     ) -> tuple[Iterator[Usage], FileRead]:
@@ -94,25 +126,33 @@ def reader(source: str, counts: Callable[[dict[str, Any]], Counts]) -> Any:
 
         def records() -> Iterator[Usage]:
             sums: dict[tuple[float, float, str], list[int]] = collections.defaultdict(
-                lambda: [0, 0, 0, 0]
+                lambda: [0, 0, 0, 0, 0]
             )
             for page in pages(path, found):
                 buckets = page.get("data")
                 for bucket in buckets if isinstance(buckets, list) else []:
                     if not isinstance(bucket, dict):
                         continue
-                    start = when(bucket.get("starting_at", bucket.get("start_time")))
-                    end = when(bucket.get("ending_at", bucket.get("end_time")))
+                    start, end = when(bucket.get(shape.start)), when(bucket.get(shape.end))
                     results = bucket.get("results", bucket.get("result"))
-                    if start is None or end is None or not isinstance(results, list):
+                    if (
+                        start is None
+                        or end is None
+                        or end <= start
+                        or not isinstance(results, list)
+                    ):
                         found.skipped["buckets without a start, an end or results"] += 1
                         continue
                     for result in results:
-                        if isinstance(result, dict):
-                            total = sums[(start, end, text(result.get("model")))]
-                            for i, n in enumerate(counts(result)):
-                                total[i] += n
-            for (start, end, model), (i, cr, cw, o) in sorted(sums.items()):
+                        if not isinstance(result, dict) or not any(
+                            f in result for f in shape.fields
+                        ):
+                            found.skipped["results of another shape (another provider's?)"] += 1
+                            continue
+                        total = sums[(start, end, text(result.get("model")))]
+                        for i, n in enumerate(shape.counts(result)):
+                            total[i] += n
+            for (start, end, model), (i, cr, cw, o, hour) in sorted(sums.items()):
                 day = dt.datetime.fromtimestamp(start, dt.timezone.utc).isoformat()
                 yield Usage(
                     source=source,
@@ -125,6 +165,7 @@ def reader(source: str, counts: Callable[[dict[str, Any]], Counts]) -> Any:
                     output_tokens=o,
                     project="",
                     until=end,
+                    cache_write_1h_tokens=hour,
                 )
 
         return records(), found
@@ -132,5 +173,5 @@ def reader(source: str, counts: Callable[[dict[str, Any]], Counts]) -> Any:
     return read
 
 
-read_anthropic = reader(ANTHROPIC, anthropic_counts)
-read_openai = reader(OPENAI, openai_counts)
+read_anthropic = reader(ANTHROPIC, ANTHROPIC_SHAPE)
+read_openai = reader(OPENAI, OPENAI_SHAPE)

@@ -40,7 +40,19 @@ def objects(path: Path, start: int, read: FileRead) -> Iterator[dict[str, Any]]:
         size = 0
         for raw in iter(lambda: f.readline(MAX_LINE + 1), b""):
             if not raw.endswith(b"\n"):
-                return  # still being written (or a line too long, where no record is)
+                if len(raw) <= MAX_LINE:
+                    return  # still being written
+                length = len(raw)  # a line too long for any record: skipped to its end
+                while raw and not raw.endswith(b"\n"):
+                    raw = f.readline(MAX_LINE + 1)
+                    length += len(raw)
+                if not raw:
+                    return  # still being written: left for the next import
+                offset += length
+                read.end = offset
+                parts, size = [], 0
+                read.skipped["lines too long"] += 1
+                continue
             offset += len(raw)
             read.lines += 1
             if not parts and not raw.startswith(b"{"):

@@ -40,6 +40,8 @@ class Usage:
     """Whose model; "": the source's provider."""
     until: float | None = None
     """An aggregate's end (from ``ts``): a provider export's bucket of many requests."""
+    cache_write_1h_tokens: int = 0
+    """The part of ``cache_write_tokens`` kept an hour (priced apart)."""
 
     @property
     def total_tokens(self) -> int:

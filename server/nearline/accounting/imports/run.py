@@ -4,11 +4,13 @@ file read. A file unchanged since it was last read is not opened."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from nearline.accounting.ledger.schema import check_not_a_folder, connect, migra
 from nearline.accounting.prices import Price, PriceTable, Tokens, candidates
 from nearline.errors import ConfigError, LedgerError
 
+Guard = Callable[[], AbstractContextManager[object]]
+"""Held around each ledger transaction (the background import stops only outside them)."""
 BATCH = 5000
 OPEN_S = 300.0
 """A log written to this recently may belong to a session still running: its last message
@@ -101,6 +105,7 @@ def entry_of(usage: Usage, source: Source, pricer: Pricer) -> Entry:
         cache_read=usage.cache_read_tokens,
         cache_write=usage.cache_write_tokens,
         output=usage.output_tokens,
+        cache_write_1h=usage.cache_write_1h_tokens,
     )
     cost, cost_source = pricer(usage, tokens)
     return imported_entry(
@@ -136,13 +141,22 @@ def without_own(
         input_tokens=max(usage.input_tokens - own[0], 0),
         cache_read_tokens=max(usage.cache_read_tokens - own[1], 0),
         cache_write_tokens=max(usage.cache_write_tokens - own[2], 0),
+        cache_write_1h_tokens=min(
+            usage.cache_write_1h_tokens, max(usage.cache_write_tokens - own[2], 0)
+        ),
         output_tokens=max(usage.output_tokens - own[3], 0),
     )
 
 
 def _position(source: Source, path: Path, st: os.stat_result, end: int) -> store.Position:
     return store.Position(
-        str(path), source.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, end
+        store.file_key(str(path)),
+        source.name,
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        end,
     )
 
 
@@ -151,7 +165,10 @@ def start_of(kept: store.Position | None, st: os.stat_result, whole: bool) -> in
     shrunk file (its records are read again, and counted once); else where it was left."""
     if kept is None or (kept.device, kept.inode) != (st.st_dev, st.st_ino):
         return 0
-    if kept.size == st.st_size and kept.mtime_ns == st.st_mtime_ns:
+    same = kept.size == st.st_size and kept.mtime_ns == st.st_mtime_ns
+    if same and kept.end >= kept.size:
+        return None  # read to its end, and unchanged since
+    if same and whole:
         return None
     if whole or st.st_size < kept.end:
         return 0
@@ -167,6 +184,7 @@ def import_source(
     env: Mapping[str, str] = os.environ,
     now: float | None = None,
     own: Sequence[str] = (),
+    guard: Guard = contextlib.nullcontext,
 ) -> ImportResult:
     """Import ``name``'s records from ``paths`` (default: where the tool keeps them).
     ``own``: nearline's providers (their ledger names) whose traffic a provider's export of
@@ -177,13 +195,13 @@ def import_source(
     result = ImportResult(source.name, files=len(files))
     kept = store.positions(conn, source.name)
     pricer = Pricer(table)
-    pending = Pending(conn, result)
+    pending = Pending(conn, result, guard)
     for path in files:
         try:
             st = path.stat()
         except OSError:
             continue
-        start = start_of(kept.get(str(path)), st, source.whole_file)
+        start = start_of(kept.get(store.file_key(str(path))), st, source.whole_file)
         if start is None:
             result.unchanged += 1
             continue
@@ -205,8 +223,10 @@ class Pending:
     """Rows on their way to the ledger, a transaction per ``BATCH`` (many small files' rows
     in one), each file's position with or after its last rows."""
 
-    def __init__(self, conn: sqlite3.Connection, result: ImportResult) -> None:
-        self.conn, self.result = conn, result
+    def __init__(
+        self, conn: sqlite3.Connection, result: ImportResult, guard: Guard = contextlib.nullcontext
+    ) -> None:
+        self.conn, self.result, self.guard = conn, result, guard
         self.entries: list[Entry] = []
         self.positions: list[store.Position] = []
 
@@ -221,7 +241,8 @@ class Pending:
             self.flush()
 
     def flush(self) -> None:
-        self.result.written += store.write(self.conn, self.entries, self.positions)
+        with self.guard():
+            self.result.written += store.write(self.conn, self.entries, self.positions)
         self.entries, self.positions = [], []
 
 
@@ -248,7 +269,8 @@ def _read_file(
             result.unpriced.add(record.model or "(no model)")
         pending.add(entry)
     if days:
-        result.written += store.write_tool_days(conn, [d.row() for d in days])
+        with pending.guard():
+            result.written += store.write_tool_days(conn, [d.row() for d in days])
     return count
 
 
@@ -261,6 +283,7 @@ def run_imports(
     env: Mapping[str, str] = os.environ,
     timeout: float = 30.0,
     own: Mapping[str, Sequence[str]] | None = None,
+    guard: Guard | None = None,
 ) -> list[ImportResult]:
     """Each source in turn into the ledger at ``ledger`` (made and migrated when needed);
     ``own``: provider kind → nearline's providers of that kind (their ledger names)."""
@@ -280,6 +303,7 @@ def run_imports(
                 table,
                 env=env,
                 own=(own or {}).get(source_of(n).provider_kind, ()),
+                guard=guard or contextlib.nullcontext,
             )
             for n in names
         ]

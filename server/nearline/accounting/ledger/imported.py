@@ -4,6 +4,7 @@ was read (saved in the same transaction as its rows), and Copilot's daily aggreg
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from nearline.accounting.ledger.schema import COLUMNS
 from nearline.tasks import IMPORTED
 
 _TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
-_CHANGED = ("model", *_TOKENS, "cost_usd", "cost_source")
+_CHANGED = ("model", *_TOKENS, "cache_write_1h_tokens", "cost_usd", "cost_source")
 """A fuller copy's figures; its time stays the first copy's (the team's daily sums of that
 day hold it)."""
 UPSERT = (
@@ -35,7 +36,8 @@ its final counts); a copy with as many tokens or fewer changes nothing."""
 class Position:
     """How far a log file was read, and what the file was then."""
 
-    path: str
+    file: str
+    """A hash of the file's absolute path (the path itself is not kept)."""
     source: str
     device: int
     inode: int
@@ -44,9 +46,14 @@ class Position:
     end: int
 
 
+def file_key(path: str) -> str:
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
 def positions(conn: sqlite3.Connection, source: str) -> dict[str, Position]:
+    """``file_key`` → where that file of ``source`` was left."""
     rows = conn.execute(
-        "SELECT path, source, device, inode, size, mtime_ns, end_offset FROM import_files "
+        "SELECT file, source, device, inode, size, mtime_ns, end_offset FROM import_files "
         "WHERE source = ?",
         (source,),
     )
@@ -63,9 +70,9 @@ def write(conn: sqlite3.Connection, entries: Sequence[Entry], done: Iterable[Pos
         conn.executemany(UPSERT, [e.row() for e in entries])
         changed = conn.total_changes - before
         conn.executemany(
-            "INSERT OR REPLACE INTO import_files (path, source, device, inode, size, mtime_ns, "
+            "INSERT OR REPLACE INTO import_files (file, source, device, inode, size, mtime_ns, "
             "end_offset, ts) VALUES (?, ?, ?, ?, ?, ?, ?, strftime('%s', 'now'))",
-            [(p.path, p.source, p.device, p.inode, p.size, p.mtime_ns, p.end) for p in done],
+            [(p.file, p.source, p.device, p.inode, p.size, p.mtime_ns, p.end) for p in done],
         )
     return changed
 

@@ -59,18 +59,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, ts REAL NOT NULL);
     """,
     # 5: other tools' usage (issue 23): where a row's cost came from ('' for nearline's own
-    # requests), how far each of their log files was read, and Copilot's daily aggregates
+    # requests), how far each of their log files was read (by a hash of its path: no path is
+    # kept), and Copilot's daily aggregates
     """
     ALTER TABLE requests ADD COLUMN cost_source TEXT NOT NULL DEFAULT '';
     CREATE TABLE import_files (
-        path TEXT PRIMARY KEY,
         source TEXT NOT NULL,
+        file TEXT NOT NULL,
         device INTEGER NOT NULL,
         inode INTEGER NOT NULL,
         size INTEGER NOT NULL,
         mtime_ns INTEGER NOT NULL,
         end_offset INTEGER NOT NULL,
-        ts REAL NOT NULL
+        ts REAL NOT NULL,
+        PRIMARY KEY (source, file)
     );
     CREATE TABLE tool_days (
         uid TEXT PRIMARY KEY,

@@ -137,8 +137,15 @@ class ToolTotals:
         return ratio(self.acceptances, self.suggestions)
 
 
+def one_view(days: Sequence[Row]) -> list[Row]:
+    """A tool's day as one report tells it: the organisation's (rows of no user) where there
+    is one, else its users' (both are of the same work: added up, it would count twice)."""
+    org = {(d["source"], d["day"]) for d in days if not d.get("user")}
+    return [d for d in days if not d.get("user") or (d["source"], d["day"]) not in org]
+
+
 def tool_totals(days: Sequence[Row], since: str, until: str) -> tuple[ToolTotals, ...]:
-    inside = [d for d in days if since <= str(d["day"]) <= until]
+    inside = one_view([d for d in days if since <= str(d["day"]) <= until])
     return tuple(
         ToolTotals(
             source,

@@ -44,7 +44,10 @@ _TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_to
 INSERT_REQUESTS = (
     f"INSERT INTO nearline_requests AS t ({', '.join(REQUEST_COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(REQUEST_COLUMNS))}) ON CONFLICT (uid) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in ("model", *_TOKENS, "cost_usd", "cost_source"))
+    + ", ".join(
+        f"{c} = excluded.{c}"
+        for c in ("model", *_TOKENS, "cache_write_1h_tokens", "cost_usd", "cost_source")
+    )
     # Only an imported row grows (another tool's streamed message read again, whole): a
     # copy with as many tokens or fewer, sent twice or late, changes nothing.
     + " WHERE "
