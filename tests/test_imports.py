@@ -293,8 +293,10 @@ def test_gemini_cli_skips_a_line_too_long_and_reads_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from nearline.accounting.imports import gemini_cli
+    from nearline.accounting.imports import records as record_module
 
     monkeypatch.setattr(gemini_cli, "MAX_LINE", 4096)
+    monkeypatch.setattr(record_module, "MAX_LINE", 4096)
     log = jsonl(
         tmp_path / "telemetry.log",
         gemini_response(1, ts="2026-11-02T09:26:53.123Z"),

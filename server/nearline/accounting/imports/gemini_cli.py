@@ -15,7 +15,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from nearline.accounting.imports.records import MAX_LINE, FileRead, Usage, number, text, timestamp
+from nearline.accounting.imports.records import (
+    MAX_LINE,
+    FileRead,
+    Usage,
+    number,
+    skip_long,
+    text,
+    timestamp,
+)
 
 SOURCE = "gemini-cli"
 EVENT = "gemini_cli.api_response"
@@ -40,13 +48,8 @@ def objects(path: Path, start: int, read: FileRead) -> Iterator[dict[str, Any]]:
         size = 0
         for raw in iter(lambda: f.readline(MAX_LINE + 1), b""):
             if not raw.endswith(b"\n"):
-                if len(raw) <= MAX_LINE:
-                    return  # still being written
-                length = len(raw)  # a line too long for any record: skipped to its end
-                while raw and not raw.endswith(b"\n"):
-                    raw = f.readline(MAX_LINE + 1)
-                    length += len(raw)
-                if not raw:
+                length = skip_long(f, raw)
+                if length is None:
                     return  # still being written: left for the next import
                 offset += length
                 read.end = offset

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, BinaryIO
 
 MAX_LINE = 16 << 20
 """A line longer than this is skipped unread (a tool output pasted whole, say)."""
@@ -105,6 +105,18 @@ class FileRead:
         )
 
 
+def skip_long(f: BinaryIO, raw: bytes) -> int | None:
+    """After ``raw``, a line read without its newline: the whole line's length, read past
+    (a line too long to be a record); None when it is a last line still being written."""
+    if len(raw) <= MAX_LINE:
+        return None
+    length = len(raw)
+    while raw and not raw.endswith(b"\n"):
+        raw = f.readline(MAX_LINE + 1)
+        length += len(raw)
+    return length if raw else None
+
+
 def lines(
     path: Path, start: int, read: FileRead, needles: tuple[bytes, ...] = ()
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -122,13 +134,8 @@ def lines(
             if not raw:
                 return
             if not raw.endswith(b"\n"):
-                if len(raw) <= MAX_LINE:
-                    return  # a line still being written
-                length = len(raw)  # an overlong line: skip to its end, unread
-                while raw and not raw.endswith(b"\n"):
-                    raw = f.readline(MAX_LINE + 1)
-                    length += len(raw)
-                if not raw:
+                length = skip_long(f, raw)
+                if length is None:
                     return  # still being written: left for the next import
                 offset += length
                 read.skipped["lines too long"] += 1
