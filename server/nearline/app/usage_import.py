@@ -16,7 +16,7 @@ from nearline.accounting.imports.run import Guard, ImportResult, run_imports, so
 from nearline.accounting.ledger import ledger_path
 from nearline.accounting.prices import table_for
 from nearline.app.child import Child
-from nearline.config import Settings
+from nearline.config import PROVIDER_KINDS, ProviderKind, Settings
 from nearline.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -60,16 +60,15 @@ def import_usage(
     )
 
 
-OFFICIAL_HOSTS = {"anthropic": "api.anthropic.com", "openai": "api.openai.com"}
-
-
 def own_providers(settings: Settings) -> dict[str, list[str]]:
-    """Provider kind → nearline's providers that send to that provider's own API (whose
-    traffic its organisation's export holds too)."""
+    """Provider kind → nearline's providers that send to that provider's own API, its kind's
+    default host (whose traffic its organisation's export holds too)."""
     found: dict[str, list[str]] = {}
     for name, provider in settings.providers.items():
-        host = urlsplit(provider.base_url).hostname or ""
-        if OFFICIAL_HOSTS.get(provider.kind) == host:
+        if provider.kind not in PROVIDER_KINDS:
+            continue
+        own = urlsplit(ProviderKind(provider.kind).default_base_url).hostname
+        if urlsplit(provider.base_url).hostname == own:
             found.setdefault(provider.kind, []).append(name)
     return found
 

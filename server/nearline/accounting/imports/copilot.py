@@ -10,12 +10,11 @@ its earlier copy."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nearline.accounting.imports.records import FileRead, ToolDay, lines, number, text
+from nearline.accounting.imports.records import FileRead, ToolDay, number, report_objects, text
 
 SOURCE = "copilot"
 WHOLE_MAX = 256 << 20
@@ -97,23 +96,8 @@ def read(
     found = FileRead(path, 0)
 
     def records() -> Iterator[ToolDay]:
-        with path.open("rb") as f:
-            head = f.read(64).lstrip()
-        if head.startswith(b"[") and path.stat().st_size > WHOLE_MAX:
-            found.skipped["JSON arrays too big to read whole (use the NDJSON report)"] += 1
-            return
-        if head.startswith(b"["):  # a JSON array: read at once (a report, not a log)
-            try:
-                data = json.loads(path.read_bytes())
-            except ValueError:
-                found.skipped["files not JSON"] += 1
-                return
-            found.end = path.stat().st_size
-            found.lines = 1
-            for day in _list(data):
-                yield from days_of(day, found)
-            return
-        for _, day in lines(path, 0, found):
+        too_big = "JSON arrays too big to read whole (use the NDJSON report)"
+        for day in report_objects(path, found, WHOLE_MAX, too_big):
             yield from days_of(day, found)
 
     return records(), found

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nearline.accounting.imports.records import FileRead, Usage, lines, number, text, timestamp
+from nearline.accounting.imports.records import (
+    FileRead,
+    Usage,
+    number,
+    report_objects,
+    text,
+    timestamp,
+)
 
 ANTHROPIC = "anthropic-usage"
 OPENAI = "openai-usage"
@@ -89,34 +95,6 @@ def when(value: Any) -> float | None:
     return found if found is not None and 0 <= found < LATEST else None
 
 
-def pages(path: Path, read: FileRead) -> Iterator[dict[str, Any]]:
-    with path.open("rb") as f:
-        head = f.read(64).lstrip()
-    if head.startswith(b"[") and path.stat().st_size > WHOLE_MAX:
-        read.skipped["JSON arrays too big to read whole (export one page a line)"] += 1
-        return
-    if head.startswith(b"["):
-        try:
-            found = json.loads(path.read_bytes())
-        except ValueError:
-            read.skipped["files not JSON"] += 1
-            return
-        read.end, read.lines = path.stat().st_size, 1
-        yield from (p for p in found if isinstance(p, dict))
-        return
-    if head.startswith(b"{") and path.stat().st_size <= WHOLE_MAX:
-        try:  # one page, pretty-printed or not (else one page a line)
-            page = json.loads(path.read_bytes())
-        except ValueError:
-            page = None
-        if isinstance(page, dict):
-            read.end, read.lines = path.stat().st_size, 1
-            yield page
-            return
-    for _, page in lines(path, 0, read):
-        yield page
-
-
 def reader(source: str, shape: Shape) -> Any:
     def read(
         path: Path, start: int = 0, *, hold_last: bool = False
@@ -128,7 +106,8 @@ def reader(source: str, shape: Shape) -> Any:
             sums: dict[tuple[float, float, str], list[int]] = collections.defaultdict(
                 lambda: [0, 0, 0, 0, 0]
             )
-            for page in pages(path, found):
+            too_big = "JSON arrays too big to read whole (export one page a line)"
+            for page in report_objects(path, found, WHOLE_MAX, too_big):
                 buckets = page.get("data")
                 for bucket in buckets if isinstance(buckets, list) else []:
                     if not isinstance(bucket, dict):

@@ -190,3 +190,37 @@ def _last_part(path: str) -> str:
 def text(value: Any, limit: int = 200) -> str:
     """A short name (a model's, an id); "" for anything else."""
     return value[:limit] if isinstance(value, str) else ""
+
+
+def report_objects(
+    path: Path, read: FileRead, whole_max: int, too_big: str
+) -> Iterator[dict[str, Any]]:
+    """A downloaded report's objects, read whole each time: a JSON array of them, one object
+    (pretty-printed or not), or one a line. An array or an object bigger than ``whole_max``
+    is not read whole (``too_big`` says what to do instead); one a line is streamed."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(64).lstrip()
+    if head.startswith(b"[") and size > whole_max:
+        read.skipped[too_big] += 1
+        return
+    if head.startswith(b"["):
+        try:
+            found = json.loads(path.read_bytes())
+        except ValueError:
+            read.skipped["files not JSON"] += 1
+            return
+        read.end, read.lines = size, 1
+        yield from (o for o in (found if isinstance(found, list) else []) if isinstance(o, dict))
+        return
+    if head.startswith(b"{") and size <= whole_max:
+        try:  # one object, pretty-printed or not (else one a line)
+            one = json.loads(path.read_bytes())
+        except ValueError:
+            one = None
+        if isinstance(one, dict):
+            read.end, read.lines = size, 1
+            yield one
+            return
+    for _, found_line in lines(path, 0, read):
+        yield found_line

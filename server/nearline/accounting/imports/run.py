@@ -148,18 +148,6 @@ def without_own(
     )
 
 
-def _position(source: Source, path: Path, st: os.stat_result, end: int) -> store.Position:
-    return store.Position(
-        store.file_key(str(path)),
-        source.name,
-        st.st_dev,
-        st.st_ino,
-        st.st_size,
-        st.st_mtime_ns,
-        end,
-    )
-
-
 def start_of(kept: store.Position | None, st: os.stat_result, whole: bool) -> int | None:
     """Where to read from: None when the file is as it was; 0 for a new, replaced or
     shrunk file (its records are read again, and counted once); else where it was left."""
@@ -201,7 +189,8 @@ def import_source(
             st = path.stat()
         except OSError:
             continue
-        start = start_of(kept.get(store.file_key(str(path))), st, source.whole_file)
+        key = store.file_key(str(path))
+        start = start_of(kept.get(key), st, source.whole_file)
         if start is None:
             result.unchanged += 1
             continue
@@ -212,7 +201,11 @@ def import_source(
         except OSError as exc:
             result.lines.append(f"{path.name}: cannot read ({exc.strerror or exc}); skipped")
             continue
-        pending.done(_position(source, path, st, read.end))
+        pending.done(
+            store.Position(
+                key, source.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, read.end
+            )
+        )
         result.records += count
         result.lines.append(read.summary(count))
     pending.flush()
