@@ -83,6 +83,42 @@ async def test_the_time_budget_cuts_the_answer_and_the_rest_follows_in_the_backg
     assert (again.source, again.text) == (Source.CACHE, " + b + c + d")
 
 
+async def test_a_rest_where_the_cut_suggestion_is_shown_lets_its_rest_follow(
+    services: list[CompletionService],
+) -> None:
+    """VS Code says the cursor rests 200 ms after the key, often while the cut suggestion is
+    being finished: the rest there must not cancel it (the ghost text would stay cut)."""
+    engine = FakeEngine(" + b + c + d", token_s=0.01)
+    service = make(services, engine, time_budget_ms=35, warmup=True)
+    ready = threading.Event()
+    service.on_extended = lambda uri, ctx: ready.set()
+    cut = await service.complete(view(CODE), *end_of(CODE), "utf-32")
+    assert cut.generation is not None and cut.generation.stop_reason.value == "budget"
+    service.rest(view(CODE), *end_of(CODE), "utf-32")
+    assert await asyncio.to_thread(ready.wait, 5.0), "the rest cancelled the carry-on"
+    again = await service.complete(view(CODE), *end_of(CODE), "utf-32")
+    assert again.text == " + b + c + d"
+
+
+async def test_a_rest_elsewhere_cancels_the_carry_on(services: list[CompletionService]) -> None:
+    engine = FakeEngine(" + b + c + d", token_s=0.01)
+    service = make(services, engine, time_budget_ms=35, warmup=True)
+    ready = threading.Event()
+    service.on_extended = lambda uri, ctx: ready.set()
+    await service.complete(view(CODE), *end_of(CODE), "utf-32")
+    service.rest(view(CODE), 0, 3, "utf-32")
+    await asyncio.to_thread(_wait_idle, service)
+    assert not ready.is_set()
+
+
+def _wait_idle(service: CompletionService) -> None:
+    for _ in range(500):
+        if service.scheduler.idle():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("the engine thread never went idle")
+
+
 async def test_a_budget_still_gives_at_least_one_token(services: list[CompletionService]) -> None:
     service = make(services, FakeEngine("+b", token_s=0.05), time_budget_ms=10)
     result = await service.complete(view(CODE), *end_of(CODE), "utf-32")

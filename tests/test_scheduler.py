@@ -243,6 +243,18 @@ def test_background_does_not_cancel_anything(scheduler):
     assert fg.result(WAIT) == "fg"
 
 
+def test_cancel_background_keeps_what_it_is_told_to_keep(scheduler):
+    body, _ = block(scheduler)
+    warm = scheduler.submit(Job(run=lambda c: "warm", key="doc", priority=Priority.BACKGROUND))
+    carry = Job(run=lambda c: "carry", key="doc", priority=Priority.BACKGROUND, place=(3, 4))
+    scheduler.submit(carry)
+    scheduler.cancel_background(keep=lambda job: job.place == (3, 4))
+    assert warm.cancelled() and not carry.future.cancelled()
+    body.release.set()
+    assert carry.future.result(WAIT) == "carry"
+    scheduler.cancel_background()  # nothing left: a no-op
+
+
 # -- load ------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,8 @@
   ones are dropped unrun, a running one sees its cancel flag within one engine step.
 - Background jobs (warm-up, carrying a suggestion on) run only when no foreground job waits,
   and any foreground job cancels them.
+- ``cancel_background`` (a new rest of the cursor) cancels them too, but for those it is told to
+  keep (the carry-on of the suggestion shown where the cursor rests).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Job:
     cancel_event: threading.Event = field(default_factory=CancelFlag)
     future: Future[Any] = field(default_factory=Future)
     seq: int = 0
+    place: tuple[int, int] | None = None
+    """A carry-on's cursor (line, code point): a rest there keeps it."""
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -127,11 +131,13 @@ class Scheduler:
             with self._cv:
                 self._running = None
 
-    def cancel_background(self) -> None:
-        """Cancel every background job, queued or running."""
+    def cancel_background(self, keep: Callable[[Job], bool] | None = None) -> None:
+        """Cancel every background job, queued or running, but those ``keep`` says to keep."""
         with self._cv:
             for job in [*self._pending, self._running]:
-                if job is not None and job.priority is Priority.BACKGROUND:
+                if job is None or job.priority is not Priority.BACKGROUND:
+                    continue
+                if keep is None or not keep(job):
                     job.cancel()
             self._cv.notify()
 

@@ -242,7 +242,8 @@ class CompletionService(ServiceCore):
             if extended and self.on_extended is not None:
                 self.on_extended(uri, ctx)
 
-        self.scheduler.submit(Job(run=run, key=uri, priority=Priority.BACKGROUND))
+        place = (ctx.line, ctx.character)
+        self.scheduler.submit(Job(run=run, key=uri, priority=Priority.BACKGROUND, place=place))
 
     def warm(self, view: DocumentView, line: int, character: int, encoding: str = "utf-16") -> None:
         """Evaluate the prompt window around a position in the background."""

@@ -99,7 +99,8 @@ def rest(
     any request first. A cold window is evaluated short first (``SHORT_PREFIX_CHARS``,
     no cross-file blocks) and made the document's window at once, so a key typed soon
     is answered from it; then the full window, which becomes the document's when done.
-    Only the newest rest is worked on: it cancels the background work before it."""
+    Only the newest rest is worked on: it cancels the background work before it, but for
+    the carry-on of a suggestion cut at this very place (the editor waits for its rest)."""
     t0 = time.perf_counter()
     short = window_at(svc, view, line, character, encoding, short=True)  # may raise
     full = window_at(svc, view, line, character, encoding, short=False)
@@ -114,7 +115,8 @@ def rest(
     svc.stats.last_rest = record
     if not svc.settings.completion.warmup:
         return
-    svc.scheduler.cancel_background()
+    here = (view.uri, (full.line, full.character))
+    svc.scheduler.cancel_background(keep=lambda job: (job.key, job.place) == here)
 
     def ms() -> float:
         return round((time.perf_counter() - t0) * 1000, 1)
