@@ -9,14 +9,24 @@ catalog's folder), once with each tree's code: this checkout's ``server/`` and `
 share whose diff applies, the mean line similarity to the author's change, successes, and the
 prompt tokens the model read.
 
-    .venv/bin/python scripts/bench_selection.py --base /tmp/base
+``--long``: six changes to a 112-line module whose selections (a change's first to last
+changed line) are 44 to 106 lines long, the ones pointed at (``POINT_AT_LINES``): renames and
+literals replaced at sites far apart in a function or across the file.
+
+``--priced``: the model's provider bills input tokens (``input_cost_per_token``), as a cloud
+provider does; without it the local server is free, and nearline sends every selection again
+(pointing saves nothing there).
+
+    .venv/bin/python scripts/bench_selection.py --base /tmp/base [--long] [--priced]
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -223,6 +233,165 @@ CHANGES: list[tuple[str, str, str, str]] = [
 ]
 
 
+LONG_FILE = "shop/report.py"
+LONG_TEXT = r'''"""Sales reports: orders read from CSV rows, and a text report of them."""
+
+from collections import defaultdict
+
+CURRENCY = "EUR"
+WIDTH = 60
+
+
+def parse_orders(rows):
+    """Orders from CSV rows (dicts), and the problems found in the rows left out."""
+    orders = []
+    errors = []
+    for number, row in enumerate(rows, 1):
+        sku = row.get("sku", "")
+        if not sku:
+            errors.append(f"row {number}: no sku")
+            continue
+        try:
+            quantity = int(row.get("quantity", "1"))
+        except ValueError:
+            errors.append(f"row {number}: bad quantity {row.get('quantity')!r}")
+            continue
+        if quantity < 1:
+            errors.append(f"row {number}: quantity below 1")
+            continue
+        try:
+            price = float(row.get("price", ""))
+        except ValueError:
+            errors.append(f"row {number}: bad price {row.get('price')!r}")
+            continue
+        if price < 0:
+            errors.append(f"row {number}: negative price")
+            continue
+        day = row.get("day", "")
+        if len(day) != 10 or day[4] != "-" or day[7] != "-":
+            errors.append(f"row {number}: bad day {day!r}")
+            continue
+        customer = row.get("customer", "")
+        if not customer:
+            customer = "anonymous"
+        region = row.get("region", "")
+        if not region:
+            region = "unknown"
+        orders.append(
+            {
+                "sku": sku,
+                "quantity": quantity,
+                "price": price,
+                "amount": quantity * price,
+                "day": day,
+                "customer": customer,
+                "region": region,
+            }
+        )
+    return orders, errors
+
+
+def render_report(orders, title):
+    """The report as text: totals by day, by product and by region."""
+    lines = []
+    lines.append("=" * 60)
+    lines.append(title.center(60))
+    lines.append("=" * 60)
+    total = sum(order["amount"] for order in orders)
+    lines.append("Amounts in EUR")
+    lines.append(f"Orders: {len(orders)}")
+    lines.append(f"Total: {total:.2f}")
+    lines.append("")
+
+    by_day = defaultdict(float)
+    for order in orders:
+        by_day[order["day"]] += order["amount"]
+    lines.append("By day")
+    lines.append("-" * 20)
+    for day in sorted(by_day):
+        lines.append(f"{day}  {by_day[day]:>12.2f}")
+    lines.append("")
+
+    by_sku = defaultdict(int)
+    for order in orders:
+        by_sku[order["sku"]] += order["quantity"]
+    lines.append("By product")
+    lines.append("-" * 20)
+    for sku, quantity in sorted(by_sku.items(), key=lambda item: -item[1]):
+        lines.append(f"{sku:<20}{quantity:>8}")
+    lines.append("")
+
+    by_region = defaultdict(float)
+    for order in orders:
+        by_region[order["region"]] += order["amount"]
+    lines.append("By region")
+    lines.append("-" * 20)
+    for region in sorted(by_region):
+        share = by_region[region] / total * 100
+        lines.append(f"{region:<20}{by_region[region]:>12.2f}{share:>7.1f}%")
+    lines.append("")
+
+    by_customer = defaultdict(float)
+    for order in orders:
+        by_customer[order["customer"]] += order["amount"]
+    lines.append("Top customers")
+    lines.append("-" * 20)
+    ranked = sorted(by_customer.items(), key=lambda item: -item[1])
+    for customer, amount in ranked[:5]:
+        lines.append(f"{customer:<20}{amount:>12.2f}")
+    lines.append("")
+
+    lines.append(f"Customers: {len(by_customer)}")
+    average = total / len(orders)
+    lines.append(f"Average order: {average:.2f} EUR")
+    lines.append("=" * 60)
+    return "\n".join(lines)
+'''
+
+LONG_CHANGES: list[tuple[str, str, list[tuple[str, str]]]] = [
+    # (message, the function the change is in ("": the whole file), regex replacements)
+    (
+        "Use WIDTH instead of the literal 60 in render_report",
+        "render_report",
+        [(r"\b60\b", "WIDTH")],
+    ),
+    (
+        'Use CURRENCY instead of the literal "EUR" in render_report',
+        "render_report",
+        [(r'"Amounts in EUR"', 'f"Amounts in {CURRENCY}"'), (r"f} EUR", "f} {CURRENCY}")],
+    ),
+    (
+        "Rename the parameter orders to sales in render_report",
+        "render_report",
+        [(r"\borders\b", "sales")],
+    ),
+    ("Rename errors to problems in parse_orders", "parse_orders", [(r"\berrors\b", "problems")]),
+    ("Rename the constant WIDTH to REPORT_WIDTH", "", [(r"\bWIDTH\b", "REPORT_WIDTH")]),
+    ("Rename the constant CURRENCY to CURRENCY_CODE", "", [(r"\bCURRENCY\b", "CURRENCY_CODE")]),
+]
+
+
+def apply_long(text: str, function: str, replacements: list[tuple[str, str]]) -> str:
+    """``replacements`` made in one function of ``text`` (its ``def`` to the next), or all of it."""
+    start, end = 0, len(text)
+    if function:
+        start = text.index(f"\ndef {function}(")
+        following = text.find("\ndef ", start + 1)
+        end = following if following >= 0 else len(text)
+    part = text[start:end]
+    for pattern, new in replacements:
+        part, n = re.subn(pattern, new, part)
+        assert n, (function, pattern)
+    return text[:start] + part + text[end:]
+
+
+def span(old: str, new: str) -> int:
+    """The selection a case gets: its first to last changed line of the old text."""
+    a, b = old.splitlines(), new.splitlines()
+    ops = [op for op in difflib.SequenceMatcher(None, a, b).get_opcodes() if op[0] != "equal"]
+    return ops[-1][2] - ops[0][1]
+
+
 def git(repo: Path, *args: str, when: int = 1_700_000_000) -> None:
     env = dict(
         os.environ,
@@ -243,14 +412,28 @@ def outdent(text: str, by: int = 8) -> str:
     return "\n".join(line[by:] if line.startswith(" " * by) else line for line in text.split("\n"))
 
 
-def make_repo(repo: Path) -> None:
+def make_repo(repo: Path, *, long: bool = False) -> int:
+    """The test repository; the number of changes in it."""
     repo.mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     for rel, text in BASE_FILES.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(textwrap.dedent(text))
+    if long:
+        (repo / LONG_FILE).write_text(LONG_TEXT)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "A shop package: cart, text helpers, pages")
+    if long:
+        spans = []
+        for i, (message, function, replacements) in enumerate(LONG_CHANGES, 1):
+            path = repo / LONG_FILE
+            old = path.read_text()
+            new = apply_long(old, function, replacements)
+            spans.append(span(old, new))
+            path.write_text(new)
+            git(repo, "commit", "-q", "-am", message, when=1_700_000_000 + 3600 * i)
+        print(f"selections of {', '.join(map(str, spans))} lines")
+        return len(LONG_CHANGES)
     for i, (rel, message, old, new) in enumerate(CHANGES, 1):
         path = repo / rel
         text = path.read_text()
@@ -258,6 +441,7 @@ def make_repo(repo: Path) -> None:
         assert old in text, (rel, old)
         path.write_text(text.replace(old, new, 1))
         git(repo, "commit", "-q", "-am", message, when=1_700_000_000 + 3600 * i)
+    return len(CHANGES)
 
 
 def free_port() -> int:
@@ -323,6 +507,8 @@ def main() -> None:
     ap.add_argument("--base", type=Path, required=True, help="another checkout to compare with")
     ap.add_argument("--model", type=Path, help="GGUF (default: Qwen2.5-Coder 1.5B, else 0.5B)")
     ap.add_argument("--n-ctx", type=int, default=8192)
+    ap.add_argument("--long", action="store_true", help="the long selections' changes")
+    ap.add_argument("--priced", action="store_true", help="the provider bills input tokens")
     args = ap.parse_args()
     model = args.model or next(
         (
@@ -341,18 +527,19 @@ def main() -> None:
     proc, url = start_model(model, args.n_ctx)
     try:
         repo = work / "shop"
-        make_repo(repo)
+        changes = make_repo(repo, long=args.long)
         (repo / ".nearline.toml").write_text(
             f'[providers.value-model]\nkind = "openai"\nbase_url = "{url}"\n'
             f'model = "{model.stem}"\nread_timeout_s = 600.0\n'
-            '[routing.tiers]\nvalue = ["value-model"]\n[project_map]\ntiers = []\n'
+            + ("input_cost_per_token = 1e-6\n" if args.priced else "")
+            + '[routing.tiers]\nvalue = ["value-model"]\n[project_map]\ntiers = []\n'
         )
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", "nearline settings", when=1_800_000_000)
-        print(f"model {model.name}; {len(CHANGES)} changes in a test repository")
+        print(f"model {model.name}; {changes} changes in a test repository")
         for name, tree in (("base", args.base / "server"), ("this", ROOT / "server")):
             t0 = time.perf_counter()
-            report = run_eval(tree, repo, work / name, len(CHANGES) + 1)
+            report = run_eval(tree, repo, work / name, changes + 1)
             row = row_of(report)
             print(
                 f"{name}: {row.get('cases', 0)} cases, applies {row.get('applies') or 0:.0%}, "

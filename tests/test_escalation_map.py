@@ -33,7 +33,7 @@ from nearline.escalation.results import Answered, EscalationResult
 from nearline.index import FileEntry, scan_text
 from nearline.tasks import TaskKind
 from support.engines import close_engines, server, servers, transcript
-from support.fake_provider import Reply, ScriptedServer
+from support.fake_provider import RecordingProvider, Reply, ScriptedServer
 
 __all__ = ["close_engines", "server", "servers"]
 
@@ -234,6 +234,44 @@ def test_a_long_selection_in_a_file_the_prompt_carries_is_pointed_at() -> None:
         "```\ndef b():\n    total = 0\n```"
         in build_messages("refactor", carried, short)[-1].content
     )
+
+
+@pytest.mark.parametrize("price", [0.0, 3e-6])
+async def test_a_long_selection_is_pointed_at_only_for_a_provider_that_bills_input(
+    tmp_path: Path, price: float
+) -> None:
+    """Pointing saves input tokens at a cost in diffs that apply (scripts/bench_selection.py):
+    a provider that bills nothing for input (a team's own server) gets the selection again."""
+    provider = RecordingProvider().start()
+    try:
+        facts: dict[str, object] = {"kind": "openai", "base_url": provider.url, "model": "m"}
+        if price:
+            facts["input_cost_per_token"] = price
+        settings = parse_settings(
+            {"providers": {"p": facts}, "routing": {"tiers": {"value": ["p"], "flagship": ["p"]}}}
+        )
+        body = "".join(f"    total += {i}\n" for i in range(POINT_AT_LINES))
+        text = f"def b():\n    total = 0\n{body}    return total\n"
+        path = tmp_path / "m.py"
+        doc = Document(path.as_uri(), str(path), text, 1)
+        last = POINT_AT_LINES + 2
+        esc = Escalator(settings, tmp_path, lambda: Path("m.gguf"), project_entries=list)
+        decision = esc.decide(Task(TaskKind.REFACTOR, doc.uri, 0, last, "rename total"), [doc])
+        await esc.run(Task(TaskKind.REFACTOR, doc.uri, 0, last, "rename total"), [doc])
+        await esc.aclose()
+    finally:
+        provider.stop()
+    request = provider.bodies[-1]["messages"][-1]["content"]
+    assert decision.bills_input is bool(price)
+    if price:
+        assert f"lines 1-{last + 1} (in the file above" in request and "total += 1" not in request
+    else:
+        assert f"lines 1-{last + 1}:\n```\n{text.rstrip()}\n```" in request
+    # The estimate counts what is sent: the selection once more for the free provider.
+    selection_tokens = decision.est_tokens - (
+        esc.decide(Task(TaskKind.REFACTOR, doc.uri, 0, 1, "rename total"), [doc]).est_tokens
+    )
+    assert (selection_tokens > 100) is not bool(price), selection_tokens
 
 
 def test_map_settings_are_checked() -> None:

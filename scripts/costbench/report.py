@@ -188,6 +188,7 @@ def build_report(
                 cache_read=b.get("cached_tokens", 0),
                 cache_write=b.get("cache_write_tokens", 0),
                 output=b.get("completion_tokens", 0),
+                cache_write_1h=b.get("cache_write_1h_tokens", 0),
             )
         )
         for model, b in billed.items()
@@ -270,9 +271,7 @@ def build_report(
 
 
 def row_tokens(r: dict[str, Any]) -> Tokens:
-    return Tokens(
-        r["input_tokens"], r["cache_read_tokens"], r["cache_write_tokens"], r["output_tokens"]
-    )
+    return Tokens(*(int(r[c] or 0) for c in TOKEN_COLUMNS))
 
 
 def per_million(price: Price) -> dict[str, float | None]:

@@ -180,9 +180,13 @@ class Escalator:
         likewise (None: no budgets)."""
         files, sel = self._sources(task, docs)
         # The prompt holds the files, then the selection again with the request (unless it is
-        # pointed at in its file).
-        again = "" if shown_in(sel, files) else sel.text
-        texts = [f.text for f in files] + [again, task.instruction, task.diagnostic]
+        # pointed at in its file: then the router counts it only for a provider it is sent to).
+        pointed = shown_in(sel, files)
+        texts = [f.text for f in files] + [
+            "" if pointed else sel.text,
+            task.instruction,
+            task.diagnostic,
+        ]
         request = RouteRequest(
             task=task.kind,
             files=tuple(f.path for f in files),
@@ -190,6 +194,7 @@ class Escalator:
             est_tokens=estimate_tokens(texts),
             language=language_of(docs[0].path),
             map_tokens=self.map_tokens(),
+            pointed_tokens=estimate_tokens([sel.text]) if pointed else 0,
         )
         verdict = self.privacy_verdict(docs) if private is True else private
         decision = route_for(request, self.settings, private=verdict or None)
@@ -283,6 +288,7 @@ class Escalator:
             task.diagnostic,
             project_map,
             self.settings.project_map.cache_ttl,
+            point_at=decision.bills_input,
         )
         request = ChatRequest(
             messages=messages,

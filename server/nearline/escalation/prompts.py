@@ -65,11 +65,13 @@ def context_message(files: Sequence[SourceFile]) -> str:
 
 
 POINT_AT_LINES = 40
-"""A selection this long or longer is pointed at in its file; a shorter one is sent again:
-it anchors the answer's diff, and costs little. Measured with Qwen2.5-Coder 1.5B on
-``scripts/bench_selection.py``'s 16 short changes: pointing at every selection took the
-share of diffs that apply from 81% to 38%; long selections are where the tokens are (on the
-cost benchmark, the flagship's complex and debugging requests)."""
+"""A selection this long or longer is pointed at in its file, for a provider that bills input
+tokens; a shorter one is sent again: it anchors the answer's diff, and costs little. Measured
+with Qwen2.5-Coder 1.5B on ``scripts/bench_selection.py``: pointing at every selection took
+the share of diffs that apply from 81% to 38% on its 16 short changes, and 3 of 6 to 0 of 6
+on its 6 long ones (``--long``), so a free provider (a team's own server) gets every
+selection again. Long selections are where the tokens are (on the cost benchmark, the
+flagship's complex and debugging requests)."""
 
 
 def shown_in(selection: Selection, files: Sequence[SourceFile]) -> bool:
@@ -98,9 +100,11 @@ def request_message(
     instruction: str,
     diagnostic: str = "",
     files: Sequence[SourceFile] = (),
+    point_at: bool = True,
 ) -> str:
-    """The request; a long selection inside one of ``files`` (the prompt's) is pointed at by
-    its file and lines (and its first and last line's text), not sent twice."""
+    """The request; with ``point_at``, a long selection inside one of ``files`` (the
+    prompt's) is pointed at by its file and lines (and its first and last line's text), not
+    sent twice."""
     info = TASKS[TaskKind(task)]
     lines = [info.instruction]
     if instruction:
@@ -109,7 +113,7 @@ def request_message(
         lines.append(f"Diagnostic: {diagnostic}")
     if selection is not None:
         where = f"Selection: {selection.path}, lines {selection.start_line + 1}-"
-        if shown_in(selection, files):
+        if point_at and shown_in(selection, files):
             lines.append(f"{where}{selection.end_line + 1} (in the file above, {ends(selection)}).")
         else:
             lines.append(f"{where}{selection.end_line + 1}:\n```\n{selection.text.rstrip()}\n```")
@@ -126,10 +130,11 @@ def build_messages(
     diagnostic: str = "",
     project_map: str = "",
     cache_ttl: str = "",
+    point_at: bool = True,
 ) -> tuple[ChatMessage, ...]:
     """System prompt, project map (when there is one), files, request; breakpoints after the
     first two (``ChatMessage.cache``), both with the map's ``cache_ttl`` (a longer lifetime
-    may not follow a shorter one)."""
+    may not follow a shorter one). ``point_at``: see ``request_message``."""
     ttl = cache_ttl if project_map and cache_ttl != "5m" else ""
     head = [ChatMessage("system", SYSTEM, cache=True, ttl=ttl)]
     if project_map:
@@ -137,5 +142,7 @@ def build_messages(
     return (
         *head,
         ChatMessage("user", context_message(files)),
-        ChatMessage("user", request_message(task, selection, instruction, diagnostic, files)),
+        ChatMessage(
+            "user", request_message(task, selection, instruction, diagnostic, files, point_at)
+        ),
     )

@@ -30,6 +30,9 @@ class RouteRequest:
     map_tokens: int = 0
     """The project map's tokens, for the tiers whose prompts carry it (``project_map.tiers``):
     priced as cache reads, what it costs once the team has it in the provider's cache."""
+    pointed_tokens: int = 0
+    """A long selection's tokens, left out of ``est_tokens`` because the prompt points at it
+    in its file; sent again (and counted) when the first provider bills nothing for input."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class Decision:
     """(provider, why) for the tier's providers ``privacy.providers`` excludes: never sent
     anything."""
     excluded: bool = False
+    bills_input: bool = False
+    """Whether the first provider charges for input tokens: only then is a long selection
+    pointed at rather than sent again (``prompts.POINT_AT_LINES``)."""
     """Refused because no provider of the tier meets ``privacy.providers``."""
 
     @property
@@ -158,17 +164,20 @@ def route_for(
         )
     output = estimate_output(req.task, req.selection_lines)
     first = settings.providers.get(chain[0]) if chain else None
-    cost = 0.0
+    cost, bills_input, est_tokens = 0.0, False, req.est_tokens
     if first is not None:
         price = provider_price(first, table_for(settings))
+        bills_input = price.input_cost_per_token > 0
         mapped = req.map_tokens if tier in settings.project_map.tiers else 0
         cost = price.cost(Tokens(input=req.est_tokens, cache_read=mapped, output=output))
+    if not bills_input:
+        est_tokens += req.pointed_tokens
     return Decision(
         task=req.task,
         tier=tier,
         providers=tuple(chain),
         reason=reason,
-        est_tokens=req.est_tokens,
+        est_tokens=est_tokens,
         est_output_tokens=output,
         est_cost_usd=cost,
         cloud=bool(chain) and chain[0] != LOCAL_PROVIDER,
@@ -176,6 +185,7 @@ def route_for(
         private=refused is not None and refused == private,
         skipped=skipped,
         excluded=excluded,
+        bills_input=bills_input,
     )
 
 
