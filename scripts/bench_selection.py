@@ -23,7 +23,6 @@ provider does; without it the local server is free, and nearline sends every sel
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import re
@@ -40,6 +39,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = Path.home() / ".local" / "share" / "nearline" / "models"
+
+sys.path.insert(0, str(ROOT / "server"))
+from nearline.evaluation.cases import changed_old_lines  # noqa: E402  (the eval's selection)
 
 BASE_FILES = {
     "shop/cart.py": '''\
@@ -385,13 +387,6 @@ def apply_long(text: str, function: str, replacements: list[tuple[str, str]]) ->
     return text[:start] + part + text[end:]
 
 
-def span(old: str, new: str) -> int:
-    """The selection a case gets: its first to last changed line of the old text."""
-    a, b = old.splitlines(), new.splitlines()
-    ops = [op for op in difflib.SequenceMatcher(None, a, b).get_opcodes() if op[0] != "equal"]
-    return ops[-1][2] - ops[0][1]
-
-
 def git(repo: Path, *args: str, when: int = 1_700_000_000) -> None:
     env = dict(
         os.environ,
@@ -429,7 +424,7 @@ def make_repo(repo: Path, *, long: bool = False) -> int:
             path = repo / LONG_FILE
             old = path.read_text()
             new = apply_long(old, function, replacements)
-            spans.append(span(old, new))
+            spans.append(len(changed_old_lines(old, new)[0]))  # the case's selection
             path.write_text(new)
             git(repo, "commit", "-q", "-am", message, when=1_700_000_000 + 3600 * i)
         print(f"selections of {', '.join(map(str, spans))} lines")

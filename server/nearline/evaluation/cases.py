@@ -231,7 +231,7 @@ def escalation_case(commit: Commit, diffs: Sequence[FileDiff]) -> EscalationCase
         or _TRIVIAL.match(commit.subject)
     ):
         return None
-    changed = {d.path: _changed_old_lines(d.old, d.new) for d in diffs}
+    changed = {d.path: changed_old_lines(d.old, d.new) for d in diffs}
     total = sum(len(split_lines(d.new or "")) for d in diffs if d.old is None) + sum(
         n for _, n in changed.values()
     )
@@ -248,7 +248,7 @@ def escalation_case(commit: Commit, diffs: Sequence[FileDiff]) -> EscalationCase
     )
 
 
-def _changed_old_lines(old: str | None, new: str | None) -> tuple[range, int]:
+def changed_old_lines(old: str | None, new: str | None) -> tuple[range, int]:
     """The span of ``old``'s lines the change touches (an insertion: the line before it),
     and how many lines it removed and added."""
     a, ops = line_changes(old, new)
